@@ -64,7 +64,7 @@ class HarmonizeOptions:
     smoothness: float = 4.0
     boundary_weight: float = 1.0
     iterations: int = 30
-    tolerance: float = 1e-4
+    tolerance: float = 5e-4
     grid_downsample: int = 2
     """Solve on a grid this many times coarser, then slice back to full working resolution."""
 
@@ -73,9 +73,9 @@ class HarmonizeOptions:
 class LayerOptions:
     max_layers: int = 4
     overlap_factor: float = 2.0
-    """Masks share a layer while their medians are within this many (scaled) MADs of each other..."""
+    """Masks may share a layer when their median disparities are within this many robust sigmas..."""
     min_gap: float = 0.08
-    """...or closer than this relative depth gap (fraction of the median depth)."""
+    """...or closer than this share of the scene's disparity range."""
     feather_px: float = 1.0
     """Width of the anti-aliased alpha edge, in source pixels."""
 

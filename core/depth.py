@@ -1,0 +1,329 @@
+"""Depth for the photo: a monocular network through transformers, or a depth/disparity map from a file.
+
+Relative sources (affine-invariant disparity) become depth through one documented policy,
+:func:`disparity_to_depth`; metric sources keep metres.
+"""
+
+from __future__ import annotations
+
+import os
+
+# OpenCV reads EXR only when this is set; it is checked on first use, so setting it here is enough.
+os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
+
+from dataclasses import dataclass, field  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy import ndimage  # noqa: E402
+
+from .errors import InputError, ModelError  # noqa: E402
+from .models import ModelCache, resolve_device, resolve_model_source, shared_cache  # noqa: E402
+from .options import DepthOptions, RuntimeOptions  # noqa: E402
+from .progress import Progress  # noqa: E402
+
+# Depth Anything's normalisation, used when a model folder has no image processor config.
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+# Smallest metric depth we hand on: the mesh stage divides by depth, and 0 would put geometry on the camera.
+_MIN_METRIC_DEPTH = 1e-3
+_ASPECT_TOLERANCE = 0.01
+
+
+@dataclass
+class DepthResult:
+    depth: np.ndarray
+    """(h, w) float32 z-depth, finite and > 0 everywhere."""
+    kind: str
+    """``metric`` (metres from a metric model or a user depth map) or ``relative`` (near/far policy)."""
+    source: str
+    """Model id or folder, or the depth file path."""
+    units: str
+    """``metres`` or ``relative``."""
+    notes: list[str] = field(default_factory=list)
+    """Things worth telling the user (unknown pixels filled, channels dropped)."""
+
+
+def disparity_to_depth(disparity: np.ndarray, near: float, far: float) -> np.ndarray:
+    """Relative (affine-invariant) disparity to depth with the near/far policy.
+
+    Disparity is known only up to scale and shift, so it is normalised robustly: the 2nd and 98th
+    percentiles of the finite values map to 0 and 1 and the result is clipped to [0, 1] (a few outliers
+    cannot stretch the scene). Normalised disparity ``d`` is then made linear in inverse depth between the
+    two planes: ``depth = 1 / (d * (1/near - 1/far) + 1/far)``, so the nearest content sits at ``near`` and
+    the farthest at ``far``, and equal disparity steps stay equal parallax steps. A flat map (no spread)
+    lands halfway in disparity; non-finite values count as farthest.
+    """
+    if not (0 < near < far):
+        raise InputError(f"depth near ({near}) must be positive and below far ({far})")
+    disp = np.asarray(disparity, dtype=np.float64)
+    finite = np.isfinite(disp)
+    values = disp[finite]
+    normalised = np.zeros(disp.shape, dtype=np.float64)
+    if values.size:
+        low, high = np.percentile(values, [2.0, 98.0])
+        if high <= low:
+            # Percentiles coincide when most pixels share one value; fall back to the full range.
+            low, high = float(values.min()), float(values.max())
+        if high > low:
+            normalised[finite] = np.clip((disp[finite] - low) / (high - low), 0.0, 1.0)
+        else:
+            normalised[finite] = 0.5
+    inv_near, inv_far = 1.0 / near, 1.0 / far
+    depth = 1.0 / (normalised * (inv_near - inv_far) + inv_far)
+    # Clipping removes float round-off so the ends are exactly near and far.
+    return np.clip(depth, near, far).astype(np.float32)
+
+
+# --- monocular network -------------------------------------------------------------------------------
+
+
+@dataclass
+class _DepthNet:
+    model: object
+    mean: np.ndarray
+    std: np.ndarray
+    multiple: int
+    metric: bool
+    device: str
+
+
+def _config_patch_size(config: object) -> int:
+    """The multiple the network input must be (ViT patch size); 14 for DINOv2 backbones."""
+    for holder in (config, getattr(config, "backbone_config", None)):
+        patch = getattr(holder, "patch_size", None) if holder is not None else None
+        if isinstance(patch, (list, tuple)):
+            patch = patch[0]
+        if isinstance(patch, int) and patch > 0:
+            return patch
+    return 14
+
+
+def _load_depth_net(source: str, device: str, offline: bool) -> _DepthNet:
+    import torch
+    from transformers import AutoImageProcessor, AutoModelForDepthEstimation
+
+    try:
+        model = AutoModelForDepthEstimation.from_pretrained(source, local_files_only=offline)
+    except Exception as exc:
+        raise ModelError(
+            f"cannot load depth model from {source}: {exc}. "
+            "It must be a transformers depth-estimation model (config.json plus weights)"
+        ) from exc
+    mean, std = _IMAGENET_MEAN, _IMAGENET_STD
+    try:
+        processor = AutoImageProcessor.from_pretrained(source, local_files_only=offline)
+        if getattr(processor, "do_normalize", True):
+            mean = tuple(getattr(processor, "image_mean", None) or mean)
+            std = tuple(getattr(processor, "image_std", None) or std)
+        else:
+            mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    except Exception:
+        pass  # a folder without preprocessor_config.json: Depth Anything's own normalisation is right
+    model = model.to(device=device, dtype=torch.float32).eval()
+    config = model.config
+    return _DepthNet(
+        model=model,
+        mean=np.asarray(mean, dtype=np.float32).reshape(1, 1, 3),
+        std=np.asarray(std, dtype=np.float32).reshape(1, 1, 3),
+        multiple=_config_patch_size(config),
+        metric=getattr(config, "depth_estimation_type", "relative") == "metric",
+        device=device,
+    )
+
+
+def network_input_size(height: int, width: int, input_size: int, multiple: int) -> tuple[int, int]:
+    """(h, w) the network sees: short side ~``input_size``, aspect kept, both multiples of ``multiple``.
+
+    This matches Depth Anything's processor (keep aspect ratio, scale as little as possible); the long
+    side is capped at 4x ``input_size`` so panoramas cannot exhaust memory.
+    """
+    scale = input_size / min(height, width)
+    scale = min(scale, 4 * input_size / max(height, width))
+    h = max(multiple, int(round(height * scale / multiple)) * multiple)
+    w = max(multiple, int(round(width * scale / multiple)) * multiple)
+    return h, w
+
+
+def estimate_depth(
+    rgb: np.ndarray,
+    options: DepthOptions,
+    runtime: RuntimeOptions,
+    progress: Progress | None = None,
+    cache: ModelCache | None = None,
+) -> DepthResult:
+    """Depth of an (h, w, 3) float32 0..1 photo from a transformers depth model.
+
+    The model is resolved through the models folder / Hugging Face cache and kept warm in ``cache`` (the
+    process-wide cache when None). Relative models give disparity, converted with ``disparity_to_depth``.
+    """
+    import torch
+
+    image = np.asarray(rgb)
+    if image.ndim != 3 or image.shape[2] < 3 or image.shape[0] < 1 or image.shape[1] < 1:
+        raise InputError(f"depth estimation needs an (h, w, 3) image, got shape {image.shape}")
+    image = np.clip(image[..., :3].astype(np.float32), 0.0, 1.0)
+    height, width = image.shape[:2]
+
+    device = resolve_device(runtime.device)
+    source = resolve_model_source(options.model, runtime.models_dir, runtime.offline, "depth model")
+    if progress is not None:
+        progress.update(0.05, f"loading depth model {options.model}")
+    cache = cache if cache is not None else shared_cache()
+    net = cache.get(("depth", source, device), lambda: _load_depth_net(source, device, runtime.offline))
+    if progress is not None:
+        progress.update(0.3, "estimating depth")
+
+    in_h, in_w = network_input_size(height, width, options.input_size, net.multiple)
+    resized = cv2.resize(image, (in_w, in_h), interpolation=cv2.INTER_CUBIC)
+    normalised = (np.clip(resized, 0.0, 1.0) - net.mean) / net.std
+    pixels = torch.from_numpy(np.ascontiguousarray(normalised.transpose(2, 0, 1)))[None].to(net.device)
+    try:
+        with torch.inference_mode():
+            predicted = net.model(pixel_values=pixels).predicted_depth
+            if predicted.ndim == 3:
+                predicted = predicted[:, None]
+            predicted = torch.nn.functional.interpolate(
+                predicted.float(), size=(height, width), mode="bilinear", align_corners=False
+            )
+    except torch.cuda.OutOfMemoryError as exc:
+        raise ModelError(
+            f"depth model {source} ran out of GPU memory at {in_w}x{in_h}; lower depth.input_size or use the cpu device"
+        ) from exc
+    raw = predicted[0, 0].cpu().numpy().astype(np.float32)
+    if progress is not None:
+        progress.update(0.9, "converting depth")
+    if not np.isfinite(raw).any():
+        raise ModelError(f"depth model {source} produced no finite values")
+
+    if net.metric:
+        depth = np.nan_to_num(raw, nan=_MIN_METRIC_DEPTH, posinf=float(np.nanmax(raw[np.isfinite(raw)])))
+        depth = np.maximum(depth, _MIN_METRIC_DEPTH).astype(np.float32)
+        return DepthResult(depth=depth, kind="metric", source=source, units="metres")
+    depth = disparity_to_depth(raw, options.near, options.far)
+    return DepthResult(depth=depth, kind="relative", source=source, units="relative")
+
+
+# --- depth or disparity from a file ----------------------------------------------------------------
+
+
+def _read_depth_array(path: str) -> np.ndarray:
+    """The raw map stored in ``path``, any dtype, 2-D or with channels last."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".npy":
+        try:
+            return np.load(path, allow_pickle=False)
+        except Exception as exc:
+            raise InputError(f"depth map {path} is not a readable .npy array: {exc}") from exc
+    if ext in (".tif", ".tiff"):
+        try:
+            import tifffile
+
+            return tifffile.imread(path)
+        except Exception:
+            pass  # tifffile missing or an exotic TIFF: let OpenCV try
+    data = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if data is None and ext == ".exr":
+        try:
+            import imageio.v3 as iio
+
+            data = iio.imread(path)
+        except Exception:
+            data = None
+    if data is None:
+        raise InputError(f"depth map {path} cannot be read: use PNG (8/16-bit), PGM, PFM, TIFF, EXR or NPY")
+    return data
+
+
+def _single_channel(data: np.ndarray, path: str, notes: list[str]) -> np.ndarray:
+    """A 2-D map; grey images stored as RGB(A) are accepted, colour-mapped visualisations are refused."""
+    if data.ndim == 3 and data.shape[2] == 1:
+        data = data[..., 0]
+    if data.ndim == 2:
+        return data
+    if data.ndim != 3:
+        raise InputError(f"depth map {path} has shape {data.shape}; expected a single-channel image")
+    channels = data.shape[2]
+    if channels == 2:  # grey + alpha
+        notes.append(f"depth map {os.path.basename(path)}: alpha channel ignored")
+        return data[..., 0]
+    colour = data[..., :3].astype(np.float64)
+    spread = np.nanmax(np.abs(colour - colour[..., :1])) if colour.size else 0.0
+    if not np.isfinite(spread) or spread > 0:
+        raise InputError(
+            f"depth map {path} has {channels} channels with different values: it looks like a "
+            "colour-mapped picture of depth, not depth. Save the depth as a single-channel image "
+            "(16-bit PNG, float TIFF/EXR or NPY)"
+        )
+    notes.append(f"depth map {os.path.basename(path)}: identical colour channels, first one used")
+    return data[..., 0]
+
+
+def fill_unknown(values: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Give every unknown pixel the value of its nearest known pixel (fast at 1080p, keeps edges sharp)."""
+    if known.all():
+        return values
+    # Indices of the nearest zero of ~known, i.e. the nearest known pixel, for every pixel.
+    _, (rows, cols) = ndimage.distance_transform_edt(~known, return_distances=True, return_indices=True)
+    return values[rows, cols]
+
+
+def load_depth_file(path: str, size: tuple[int, int], options: DepthOptions) -> DepthResult:
+    """Read a user depth or disparity map and bring it to ``size`` = (h, w) of the photo.
+
+    Values are divided by ``options.depth_scale``; non-finite and <= 0 values are unknown and filled from the
+    nearest known pixel. Disparity has no absolute calibration here, so it goes through
+    ``disparity_to_depth`` (relative); depth is taken as metres (metric).
+    """
+    if not path:
+        raise InputError("no depth map path given")
+    path = os.path.expanduser(path)
+    if not os.path.isfile(path):
+        raise InputError(f"depth map {path} not found")
+    if os.path.getsize(path) == 0:
+        raise InputError(f"depth map {path} is empty (0 bytes)")
+    height, width = int(size[0]), int(size[1])
+    if height < 1 or width < 1:
+        raise InputError(f"photo size {width}x{height} is empty")
+
+    notes: list[str] = []
+    data = _single_channel(np.asarray(_read_depth_array(path)), path, notes)
+    if data.size == 0 or min(data.shape) < 1:
+        raise InputError(f"depth map {path} holds no pixels (shape {data.shape})")
+    if data.dtype.kind not in "uif":
+        raise InputError(f"depth map {path} holds {data.dtype} values, not numbers")
+
+    map_h, map_w = data.shape
+    if abs((map_w / map_h) / (width / height) - 1.0) > _ASPECT_TOLERANCE:
+        raise InputError(
+            f"depth map {path} is {map_w}x{map_h} but the photo is {width}x{height}: "
+            "the aspect ratios differ, so it cannot belong to this photo"
+        )
+
+    values = data.astype(np.float32) / np.float32(options.depth_scale)
+    known = np.isfinite(values) & (values > 0)
+    known_count = int(known.sum())
+    if known_count == 0:
+        raise InputError(
+            f"depth map {path} has no valid values (all are 0, negative or not finite after dividing "
+            f"by depth_scale {options.depth_scale})"
+        )
+    if known_count < known.size:
+        share = 100.0 * (known.size - known_count) / known.size
+        notes.append(f"depth map {os.path.basename(path)}: {share:.1f}% unknown pixels filled")
+        values = fill_unknown(values, known)
+
+    if (map_h, map_w) != (height, width):
+        # Upsampling interpolates smooth surfaces; downsampling takes samples so no depth is invented
+        # between a foreground edge and the background behind it.
+        shrinking = map_h * map_w > height * width
+        interpolation = cv2.INTER_NEAREST if shrinking else cv2.INTER_LINEAR
+        values = cv2.resize(values, (width, height), interpolation=interpolation)
+
+    if options.depth_kind == "disparity":
+        depth = disparity_to_depth(values, options.near, options.far)
+        return DepthResult(depth=depth, kind="relative", source=path, units="relative", notes=notes)
+    if options.depth_kind != "depth":
+        raise InputError(f"depth.depth_kind must be depth or disparity, not {options.depth_kind!r}")
+    depth = np.ascontiguousarray(values, dtype=np.float32)
+    return DepthResult(depth=depth, kind="metric", source=path, units="metres", notes=notes)

@@ -1,0 +1,427 @@
+"""Geometry stage: a constrained-Delaunay mesh per layer, or a multi-plane image (MPI).
+
+Image coordinates follow the pixel-edge convention of ``camera``: the image spans [0, w] x [0, h], pixel
+(i, j) covers [i, i + 1] x [j, j + 1] and its centre is at (i + 0.5, j + 0.5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import triangle
+from scipy import ndimage
+
+from .camera import Camera, unproject
+from .errors import InputError
+
+# Connected components (and holes) smaller than this many pixels are dropped (filled).
+MIN_COMPONENT_PX = 4
+# Contour simplification: 0.7 px keeps the mesh within one pixel of the mask; the boundary is exact to
+# 0.35 px (concave corners are cut) and a pixel is only misclassified if its centre is within 1.5 px.
+CONTOUR_EPS_PX = 0.7
+GUARANTEE_EPS_PX = 1.0
+# Interior sampling: a quadtree from BASE_CELL_PX down to MIN_CELL_PX cells, split where the expected
+# number of points in a cell exceeds one. The density asks for a relative depth error under REL_DEPTH_TOL
+# (curvature of disparity: zero for any 3D plane) and a texture swim under TEXTURE_TOL_PX (UVs are
+# interpolated perspective-correctly over a triangle, screen positions are not: the gap grows with the
+# depth gradient and the square of the triangle size).
+BASE_CELL_PX = 64
+MIN_CELL_PX = 4
+REL_DEPTH_TOL = 1e-3
+TEXTURE_TOL_PX = 0.5
+DEPTH_SMOOTH_SIGMA = 1.5
+
+
+@dataclass
+class LayerMesh:
+    vertices: np.ndarray
+    """(N, 3) float32 camera-space positions."""
+    uvs: np.ndarray
+    """(N, 2) float32 texture coordinates, origin bottom-left."""
+    faces: np.ndarray
+    """(M, 3) int32, counter-clockwise as seen from the camera."""
+
+
+@dataclass
+class MpiPlane:
+    rgba: np.ndarray
+    """(h, w, 4) float32, straight alpha."""
+    depth: float
+
+
+def empty_mesh() -> LayerMesh:
+    return LayerMesh(np.zeros((0, 3), np.float32), np.zeros((0, 2), np.float32), np.zeros((0, 3), np.int32))
+
+
+# ---------------------------------------------------------------------------------------------- mesh
+
+
+def build_layer_mesh(mask: np.ndarray, depth: np.ndarray, camera: Camera, max_triangles: int = 10_000) -> LayerMesh:
+    """Triangulate where ``mask`` is set, follow its contour to a pixel, unproject with ``depth``.
+
+    ``depth`` only needs to be valid on the mask; the mesh never has more than ``max_triangles`` faces.
+    """
+    mask = np.asarray(mask).astype(bool)
+    h, w = mask.shape[:2]
+    if mask.ndim != 2 or np.shape(depth) != (h, w):
+        raise InputError(f"mask {mask.shape} and depth {np.shape(depth)} must be two matching (h, w) arrays")
+    if (camera.width, camera.height) != (w, h):
+        raise InputError(f"camera is {camera.width}x{camera.height} but the mask is {w}x{h}")
+    if max_triangles < 1:
+        raise InputError("max_triangles must be positive")
+
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return empty_mesh()
+    # Work on the mask's bounding box (padded so every contour is closed inside it).
+    x0, y0 = max(xs.min() - 2, 0), max(ys.min() - 2, 0)
+    x1, y1 = min(xs.max() + 3, w), min(ys.max() + 3, h)
+    crop = np.zeros((y1 - y0 + 2, x1 - x0 + 2), bool)
+    crop[1:-1, 1:-1] = mask[y0:y1, x0:x1]
+    ox, oy = x0 - 1, y0 - 1  # crop coordinates + (ox, oy) = image coordinates
+    crop = _clean_mask(crop)
+    if not crop.any():
+        return empty_mesh()
+
+    depth_crop = np.zeros(crop.shape, np.float64)
+    depth_crop[1:-1, 1:-1] = np.asarray(depth, np.float64)[y0:y1, x0:x1]
+    filled = _fill_from_nearest(depth_crop, crop)
+    inside_dist = cv2.distanceTransform(crop.astype(np.uint8), cv2.DIST_L2, 3)
+    density = _point_density(filled, inside_dist)
+
+    xy = _triangulate(crop, filled, inside_dist, density, max_triangles)
+    if xy is None:
+        return empty_mesh()
+    points, faces = xy
+    z = _bilinear(filled, points[:, 0] - 0.5, points[:, 1] - 0.5)
+    u, v = points[:, 0] + ox, points[:, 1] + oy
+    vertices = unproject(u, v, z, camera)
+    uvs = np.stack([u / w, 1.0 - v / h], axis=-1).astype(np.float32)
+    return LayerMesh(vertices, uvs, faces)
+
+
+def _clean_mask(mask: np.ndarray) -> np.ndarray:
+    """Drop specks and fill pinholes smaller than MIN_COMPONENT_PX."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < MIN_COMPONENT_PX)
+    small = small[small > 0]
+    if len(small):
+        mask = mask & ~np.isin(labels, small)
+    # The background is 4-connected when the foreground is 8-connected; label 1 touches the padding.
+    n, labels, stats, _ = cv2.connectedComponentsWithStats((~mask).astype(np.uint8), connectivity=4)
+    outside = labels[0, 0]
+    pin = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < MIN_COMPONENT_PX)
+    pin = pin[(pin > 0) & (pin != outside)]
+    if len(pin):
+        mask = mask | np.isin(labels, pin)
+    return mask
+
+
+def _fill_from_nearest(depth: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Depth where every pixel outside the mask takes its nearest mask pixel's value (no leaks)."""
+    if mask.all():
+        return depth
+    idx = ndimage.distance_transform_edt(~mask, return_distances=False, return_indices=True)
+    return depth[idx[0], idx[1]]
+
+
+def _bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Bilinear sample at array coordinates (pixel centres at integers), clamped to the image."""
+    hh, ww = image.shape
+    x = np.clip(x, 0.0, ww - 1.0)
+    y = np.clip(y, 0.0, hh - 1.0)
+    xi = np.minimum(np.floor(x).astype(np.intp), ww - 2) if ww > 1 else np.zeros(len(x), np.intp)
+    yi = np.minimum(np.floor(y).astype(np.intp), hh - 2) if hh > 1 else np.zeros(len(y), np.intp)
+    fx, fy = x - xi, y - yi
+    xj, yj = np.minimum(xi + 1, ww - 1), np.minimum(yi + 1, hh - 1)
+    top = image[yi, xi] * (1 - fx) + image[yi, xj] * fx
+    bottom = image[yj, xi] * (1 - fx) + image[yj, xj] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def _point_density(filled: np.ndarray, inside_dist: np.ndarray) -> np.ndarray:
+    """Interior vertices wanted per square pixel, from the bending and the slope of depth."""
+    z = np.maximum(cv2.GaussianBlur(filled, (0, 0), DEPTH_SMOOTH_SIGMA), 1e-6)
+    gy, gx = np.gradient(z)
+    slope = np.hypot(gx, gy) / z
+    disparity = 1.0 / z
+    dy, dx = np.gradient(disparity)
+    dxy, dxx = np.gradient(dx)
+    dyy, _ = np.gradient(dy)
+    bend = np.sqrt(dxx**2 + 2.0 * dxy**2 + dyy**2) * z
+    density = bend / (8.0 * REL_DEPTH_TOL) + slope / (4.0 * TEXTURE_TOL_PX)
+    # Near the boundary the filled depth has artificial kinks; boundary vertices cover that band.
+    density[inside_dist < 3.0] = 0.0
+    return density
+
+
+# --------------------------------------------------------------------------------- contours, PSLG
+
+
+def _contours(mask: np.ndarray) -> tuple[list[np.ndarray], list[bool]]:
+    """Contours of the union of closed pixel squares, in half-pixel integer units, and whether each is a hole.
+
+    Tracing the mask at corner resolution puts the polygon on pixel edges instead of pixel centres.
+    """
+    hh, ww = mask.shape
+    corner = np.zeros((2 * hh + 1, 2 * ww + 1), np.uint8)
+    corner[1::2, 1::2] = mask
+    corner = cv2.dilate(corner, np.ones((3, 3), np.uint8))
+    contours, hierarchy = cv2.findContours(corner, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
+    if hierarchy is None:
+        return [], []
+    parents = hierarchy[0][:, 3]
+    holes = []
+    for i in range(len(contours)):
+        level, p = 0, parents[i]
+        while p >= 0:
+            level, p = level + 1, parents[p]
+        holes.append(level % 2 == 1)
+    return [c.reshape(-1, 2) for c in contours], holes
+
+
+def _simplify(contours: list[np.ndarray], holes: list[bool], eps_px: float) -> tuple[list[np.ndarray], list[bool]]:
+    """approxPolyDP in half-pixel units; contours that collapse (or get tiny) are dropped."""
+    out, out_holes = [], []
+    min_area = 4.0 * MIN_COMPONENT_PX * max(1.0, eps_px) ** 2  # half-pixel units: 4 per pixel
+    for c, hole in zip(contours, holes, strict=True):
+        if len(c) < 3 or cv2.contourArea(c) < min_area:
+            continue
+        s = cv2.approxPolyDP(c.reshape(-1, 1, 2), 2.0 * eps_px, True).reshape(-1, 2)
+        if len(s) >= 3 and cv2.contourArea(s) > 0:
+            out.append(s)
+            out_holes.append(hole)
+    return out, out_holes
+
+
+def _hole_points(polys: list[np.ndarray], holes: list[bool], shape: tuple[int, int]) -> np.ndarray:
+    """A point well inside each hole region (and outside any island in it), in pixel units."""
+    hole_ids = [i for i, hole in enumerate(holes) if hole]
+    if not hole_ids:
+        return np.zeros((0, 2))
+    hh, ww = shape
+    canvas = np.full((2 * hh + 1, 2 * ww + 1), -1, np.int32)
+    # Contours come from a tree, so drawing larger polygons first lets nested ones override.
+    order = sorted(range(len(polys)), key=lambda i: -cv2.contourArea(polys[i]))
+    for i in order:
+        cv2.fillPoly(canvas, [polys[i].astype(np.int32)], i + 1 if holes[i] else 0)
+    pts = []
+    for i in hole_ids:
+        x, y, bw, bh = cv2.boundingRect(polys[i].astype(np.int32))
+        # One pixel of margin so the distance sees the polygon's edge even where it lies on the box.
+        xa, ya = max(x - 1, 0), max(y - 1, 0)
+        sub = canvas[ya : y + bh + 1, xa : x + bw + 1] == i + 1
+        dist = cv2.distanceTransform(sub.astype(np.uint8), cv2.DIST_L2, 3)
+        k = int(np.argmax(dist))
+        # The drawn edge itself carries the label; two steps clear of the unlabelled side is strictly
+        # inside the hole polygon (holes thinner than that are left filled).
+        if dist.flat[k] >= 2.0:
+            r, c = divmod(k, dist.shape[1])
+            pts.append(((xa + c) / 2.0, (ya + r) / 2.0))
+    return np.array(pts, np.float64).reshape(-1, 2)
+
+
+def _subdivide(poly: np.ndarray, max_len: float) -> np.ndarray:
+    """Insert points so that no edge of the closed polygon is longer than ``max_len``."""
+    nxt = np.roll(poly, -1, axis=0)
+    lengths = np.hypot(*(nxt - poly).T)
+    pieces = np.maximum(np.ceil(lengths / max_len).astype(int), 1)
+    if pieces.max() == 1:
+        return poly
+    t = np.concatenate([np.arange(k) / k for k in pieces])
+    start = np.repeat(poly, pieces, axis=0)
+    end = np.repeat(nxt, pieces, axis=0)
+    return start + (end - start) * t[:, None]
+
+
+def _pslg(polys: list[np.ndarray], max_len: float) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices (pixel units, duplicates merged) and segments of the simplified contours."""
+    verts, segs, base = [], [], 0
+    for p in polys:
+        q = _subdivide(p / 2.0, max_len) if np.isfinite(max_len) else p / 2.0
+        n = len(q)
+        verts.append(q)
+        idx = base + np.arange(n)
+        segs.append(np.stack([idx, np.roll(idx, -1)], axis=1))
+        base += n
+    if not verts:
+        return np.zeros((0, 2)), np.zeros((0, 2), np.int32)
+    verts_all = np.concatenate(verts)
+    # Contours touching at a pixel corner share a vertex; Triangle wants it once.
+    unique, inverse = np.unique(np.round(verts_all, 6), axis=0, return_inverse=True)
+    segments = inverse.reshape(-1)[np.concatenate(segs)]
+    segments = segments[segments[:, 0] != segments[:, 1]]
+    segments = np.unique(np.sort(segments, axis=1), axis=0)
+    return unique, segments.astype(np.int32)
+
+
+# ---------------------------------------------------------------------------------- interior points
+
+
+def _quadtree_points(integral: np.ndarray, eligible: np.ndarray, base: int, threshold: float) -> np.ndarray:
+    """Leaf centres of a quadtree split where a cell expects more than ``threshold`` points.
+
+    ``integral`` is the summed-area table of the point density.
+    """
+    hh, ww = eligible.shape
+    gy, gx = np.mgrid[0:hh:base, 0:ww:base]
+    cells = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    size, leaves = base, []
+    while len(cells):
+        xa, ya = cells[:, 0], cells[:, 1]
+        xb, yb = np.minimum(xa + size, ww), np.minimum(ya + size, hh)
+        mass = integral[yb, xb] - integral[ya, xb] - integral[yb, xa] + integral[ya, xa]
+        split = (mass > threshold) & (size > MIN_CELL_PX)
+        leaf = cells[~split]
+        centre = leaf + size / 2.0
+        cx = np.minimum(centre[:, 0].astype(int), ww - 1)
+        cy = np.minimum(centre[:, 1].astype(int), hh - 1)
+        leaves.append(centre[eligible[cy, cx]])
+        half = size // 2
+        parents = cells[split]
+        cells = np.concatenate([parents + (dx, dy) for dx in (0, half) for dy in (0, half)])
+        size = half
+    return np.concatenate(leaves) if leaves else np.zeros((0, 2))
+
+
+def _interior_points(density: np.ndarray, eligible: np.ndarray, base: int, available: int) -> np.ndarray:
+    """As many quadtree points as the density asks for, thinned (coarser split, then coarser grid) to fit."""
+    if available <= 0 or not eligible.any():
+        return np.zeros((0, 2))
+    integral = cv2.integral(density.astype(np.float64))
+    peak = float(density.max())
+    threshold = 1.0
+    while base <= 2 * max(density.shape):
+        pts = _quadtree_points(integral, eligible, base, threshold)
+        if len(pts) <= available:
+            return pts
+        if threshold <= peak * base**2:
+            threshold *= 2.0  # fewer splits first: keeps the coarse grid
+        else:
+            base, threshold = base * 2, 1.0
+    return np.zeros((0, 2))
+
+
+# ------------------------------------------------------------------------------------ triangulation
+
+
+def _triangulate(
+    mask: np.ndarray,
+    filled: np.ndarray,
+    inside_dist: np.ndarray,
+    density: np.ndarray,
+    max_triangles: int,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Pick contour tolerance, boundary spacing and interior points to fit the budget, then triangulate."""
+    contours, holes = _contours(mask)
+    eps, slack = CONTOUR_EPS_PX, 0
+    while True:
+        polys, kinds = _simplify(contours, holes, eps)
+        if not polys:
+            return None
+        boundary = sum(len(p) for p in polys) + 2 * sum(kinds)
+        limit = max_triangles - slack
+        # Within the one-pixel tolerance the outline comes first; past it, keep half the budget inside.
+        if eps < GUARANTEE_EPS_PX and boundary > limit // 2:
+            eps = GUARANTEE_EPS_PX
+            continue
+        if boundary > (limit if eps <= GUARANTEE_EPS_PX else limit // 2):
+            eps *= 1.5
+            continue
+        hole_pts = _hole_points(polys, kinds, mask.shape)
+        base = BASE_CELL_PX
+        while True:
+            verts, segments = _pslg(polys, base if base <= max(mask.shape) else np.inf)
+            cost = len(verts) + 2 * len(hole_pts)
+            if cost <= max_triangles - slack or base > max(mask.shape):
+                break
+            base *= 2
+        available = (max_triangles - slack - cost) // 2
+        eligible = inside_dist >= max(2.0, eps + 1.5)
+        interior = _interior_points(density, eligible, base, available)
+        pslg = {"vertices": np.concatenate([verts, interior]), "segments": segments}
+        if len(hole_pts):
+            pslg["holes"] = hole_pts
+        result = triangle.triangulate(pslg, "pQj")
+        faces = result.get("triangles", np.zeros((0, 3), np.int32))
+        if len(faces) <= max_triangles:
+            if len(faces) == 0:
+                return None
+            # Triangle winds counter-clockwise with y up; image y points down, so flip for the camera.
+            return result["vertices"], faces[:, ::-1].astype(np.int32)
+        # Steiner points (crossing segments) or a count estimate off: tighten and retry.
+        slack += len(faces) - max_triangles + 2
+        if slack > max_triangles // 2:
+            eps, slack = eps * 1.5, 0
+
+
+# ----------------------------------------------------------------------------------------------- MPI
+
+
+def mpi_plane_depths(near: float, far: float, n: int) -> np.ndarray:
+    """``n`` plane depths from ``far`` to ``near``, uniformly spaced in disparity."""
+    if not 0 < near <= far:
+        raise InputError(f"MPI needs 0 < near <= far, got near={near}, far={far}")
+    if n < 1:
+        raise InputError("an MPI needs at least one plane")
+    return 1.0 / np.linspace(1.0 / far, 1.0 / near, n)
+
+
+def build_mpi(layers_rgba: list[np.ndarray], layers_depth: list[np.ndarray], n_planes: int) -> list[MpiPlane]:
+    """Bin layered RGBA into ``n_planes`` fronto-parallel planes, back to front.
+
+    Layers come back to front. Each pixel goes to the plane nearest in disparity, never behind the plane a
+    farther layer used at that pixel, so compositing the planes reproduces compositing the layers.
+    """
+    if len(layers_rgba) != len(layers_depth) or not layers_rgba:
+        raise InputError("build_mpi needs one depth map per layer and at least one layer")
+    h, w = layers_rgba[0].shape[:2]
+    alphas = [np.asarray(rgba[..., 3], np.float32) for rgba in layers_rgba]
+    covered = [a > 0 for a in alphas]
+    values = [np.asarray(d, np.float64)[c] for d, c in zip(layers_depth, covered, strict=True)]
+    values = np.concatenate([v[np.isfinite(v) & (v > 0)] for v in values])
+    if len(values) == 0:
+        raise InputError("build_mpi: no layer has visible pixels with a positive depth")
+    depths = mpi_plane_depths(float(values.min()), float(values.max()), n_planes)
+    disparities = 1.0 / depths
+
+    premultiplied = np.zeros((n_planes, h, w, 4), np.float32)
+    floor = np.full((h, w), -1, np.int64)  # plane used by the nearest layer so far, per pixel
+    for rgba, alpha, cover, depth in zip(layers_rgba, alphas, covered, layers_depth, strict=True):
+        z = np.asarray(depth, np.float64)
+        disparity = 1.0 / np.where(cover & (z > 0), z, depths[0])
+        if n_planes > 1 and disparities[-1] > disparities[0]:
+            step = (disparities[-1] - disparities[0]) / (n_planes - 1)
+            index = np.rint((disparity - disparities[0]) / step).astype(np.int64)
+        else:
+            index = np.zeros((h, w), np.int64)
+        index = np.maximum(np.clip(index, 0, n_planes - 1), floor)
+        floor = np.where(cover, index, floor)
+        ys, xs = np.nonzero(cover)
+        k = index[ys, xs]
+        a = alpha[ys, xs, None]
+        color = np.concatenate([np.asarray(rgba, np.float32)[ys, xs, :3] * a, a], axis=1)
+        # "over" in premultiplied form; one layer puts each pixel in one plane, so no index repeats.
+        premultiplied[k, ys, xs] = color + premultiplied[k, ys, xs] * (1.0 - a)
+
+    # Back to straight alpha in place: the planes are views of one array, not copies of it.
+    planes = []
+    for k in range(n_planes):
+        pm = premultiplied[k]
+        np.divide(pm[..., :3], pm[..., 3:4], out=pm[..., :3], where=pm[..., 3:4] > 0)
+        planes.append(MpiPlane(pm, float(depths[k])))
+    return planes
+
+
+def composite_back_to_front(rgba_list: list[np.ndarray]) -> np.ndarray:
+    """Straight-alpha "over" compositing of RGBA images, first one at the back, over black."""
+    out = None
+    for rgba in rgba_list:
+        rgba = np.asarray(rgba, np.float32)
+        a = rgba[..., 3:4]
+        out = rgba[..., :3] * a if out is None else rgba[..., :3] * a + out * (1.0 - a)
+    if out is None:
+        raise InputError("nothing to composite")
+    return out

@@ -1,0 +1,455 @@
+"""Segment the photo into object-like regions (stage 3) and turn them into a clean label map.
+
+Two sources of regions: Segment Anything (transformers ``SamModel``, prompted with a regular point grid,
+our own mask post-processing and NMS, because transformers' mask-generation helpers need torchvision), or a
+weights-free fallback (SLIC superpixels on colour + inverse depth, merged across weak edges but never
+across depth steps). Both end in the same clean-up: every pixel labelled, labels 0..K-1 numbered in raster
+order of their first pixel, each label one 4-connected region of at least ``min_region_fraction`` of the
+image (smaller fragments join the neighbour they share the longest border with).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from typing import Any
+
+import cv2
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from skimage.measure import label as connected_label
+from skimage.segmentation import slic
+
+from .errors import InputError, ModelError
+from .models import ModelCache, resolve_device, resolve_model_source, shared_cache
+from .options import RuntimeOptions, SegmentOptions
+from .progress import Progress, null_progress
+
+FALLBACK_MODELS = ("none", "superpixel")
+
+MASK_THRESHOLD = 0.0
+STABILITY_OFFSET = 1.0
+"""SAM's automatic mask generator: a mask is logits > 0; stability compares thresholds at +-1."""
+
+UPSCALE_CHUNK = 16
+"""Masks upscaled to full resolution at a time: bounds memory to a few full-size float maps."""
+
+
+def segment_image(
+    rgb: np.ndarray,
+    depth: np.ndarray,
+    options: SegmentOptions,
+    runtime: RuntimeOptions,
+    progress: Progress | None = None,
+    cache: ModelCache | None = None,
+) -> np.ndarray:
+    """Label map (h, w) int32 of object-like regions, from SAM or the superpixel fallback."""
+    progress = progress or null_progress()
+    _check_inputs(rgb, depth)
+    if options.model.strip().lower() in FALLBACK_MODELS:
+        progress.update(0.05, "superpixels")
+        labels = superpixel_labels(rgb, depth, options.superpixels)
+        progress.update(0.9, "cleaning regions")
+        labels = clean_labels(labels, options.min_region_fraction)
+    else:
+        masks, scores = sam_masks(rgb, options, runtime, progress, cache)
+        progress.update(0.95, f"painting {len(masks)} masks")
+        labels = masks_to_labels(masks, scores, options.min_region_fraction)
+    progress.update(1.0, f"{int(labels.max()) + 1} regions")
+    return labels
+
+
+def _check_inputs(rgb: np.ndarray, depth: np.ndarray) -> None:
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise InputError(f"segmentation expects an (h, w, 3) RGB image, got shape {rgb.shape}")
+    if depth.shape != rgb.shape[:2]:
+        raise InputError(f"depth shape {depth.shape} does not match the image {rgb.shape[:2]}")
+    if rgb.shape[0] < 2 or rgb.shape[1] < 2:
+        raise InputError(f"image too small to segment: {rgb.shape[1]}x{rgb.shape[0]}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Clean-up shared by both paths
+
+
+def region_adjacency(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs ``(a, b)`` (a < b) of 4-adjacent labels and the number of pixel edges they share."""
+    n = int(labels.max()) + 1
+    first = np.concatenate([labels[:, :-1].ravel(), labels[:-1, :].ravel()])
+    second = np.concatenate([labels[:, 1:].ravel(), labels[1:, :].ravel()])
+    differ = first != second
+    first, second = first[differ].astype(np.int64), second[differ].astype(np.int64)
+    keys = np.minimum(first, second) * n + np.maximum(first, second)
+    unique, counts = np.unique(keys, return_counts=True)
+    return unique // n, unique % n, counts
+
+
+def clean_labels(labels: np.ndarray, min_region_fraction: float) -> np.ndarray:
+    """Contiguous int32 labels, each one 4-connected region no smaller than the minimum area.
+
+    Labels are split into 4-connected components; components under ``min_region_fraction * h * w``
+    pixels join the neighbour they share the longest border with, repeated until none is left (each round
+    removes at least one component, so it ends). Labels are numbered in raster order of their first pixel.
+    """
+    h, w = labels.shape
+    # background=-1 never matches (labels are non-negative after the shift), so every pixel is labelled.
+    shifted = labels.astype(np.int64) - int(labels.min())
+    comps = connected_label(shifted, background=-1, connectivity=1).astype(np.int64) - 1
+    min_pixels = max(1, math.ceil(min_region_fraction * h * w))
+    while True:
+        n = int(comps.max()) + 1
+        sizes = np.bincount(comps.ravel(), minlength=n)
+        small = sizes < min_pixels
+        if n <= 1 or not small.any():
+            break
+        a, b, border = region_adjacency(comps)
+        src = np.concatenate([a, b])
+        dst = np.concatenate([b, a])
+        border = np.concatenate([border, border])
+        pick = small[src]
+        src, dst, border = src[pick], dst[pick], border[pick]
+        # Per small component, the last entry after sorting is its longest border (ties: larger neighbour).
+        order = np.lexsort((sizes[dst], border, src))
+        src, dst = src[order], dst[order]
+        last = np.r_[src[1:] != src[:-1], True]
+        graph = coo_matrix((np.ones(int(last.sum())), (src[last], dst[last])), shape=(n, n))
+        # Connected components of the "joins" graph resolve chains and mutual picks (a->b, b->a) at once;
+        # their ids follow the smallest member, which keeps raster order.
+        _, group = connected_components(graph, directed=False)
+        comps = group[comps]
+    return comps.astype(np.int32)
+
+
+def masks_to_labels(masks: np.ndarray, scores: np.ndarray, min_region_fraction: float) -> np.ndarray:
+    """Paint masks largest first (small objects stay on top), then clean up into a label map.
+
+    Pixels no mask covers become regions of their own (one per connected component). With no masks at
+    all the result is a single label.
+    """
+    if masks.ndim != 3:
+        raise InputError(f"masks must be (M, h, w), got shape {masks.shape}")
+    count, h, w = masks.shape
+    painted = np.zeros((h, w), np.int32)
+    if count:
+        areas = masks.reshape(count, -1).sum(axis=1)
+        # Primary key: area descending; on equal area the better-scored mask is painted last, on top.
+        order = np.lexsort((np.asarray(scores, np.float64), -areas))
+        for value, index in enumerate(order, start=1):
+            painted[masks[index]] = value
+    return clean_labels(painted, min_region_fraction)
+
+
+# --------------------------------------------------------------------------------------------------
+# Weights-free fallback
+
+
+def superpixel_labels(
+    rgb: np.ndarray,
+    depth: np.ndarray,
+    n_segments: int = 400,
+    *,
+    compactness: float = 10.0,
+    depth_weight: float = 60.0,
+    colour_threshold: float = 12.0,
+    depth_step: float = 0.1,
+    step_gap: int = 2,
+    max_step_fraction: float = 0.25,
+    small_region_superpixels: float = 4.0,
+) -> np.ndarray:
+    """Object-like regions from colour + depth: SLIC superpixels, then a region-adjacency merge.
+
+    SLIC runs on Lab colour stacked with inverse depth normalised to 0..``depth_weight`` (Lab units), so
+    superpixel edges snap to depth edges. Adjacent regions then merge, most similar first, while their mean
+    Lab colours are closer than ``colour_threshold``. A boundary where more than ``max_step_fraction`` of the
+    pixel pairs see a log-depth step above ``depth_step`` (measured ``step_gap`` pixels either side, since
+    network depth blurs edges over a few pixels) is never merged, however similar the colours.
+    Returns int32 labels 0..K-1 (not yet size-cleaned).
+    """
+    rgb = np.ascontiguousarray(rgb, dtype=np.float32).clip(0.0, 1.0)
+    depth = np.nan_to_num(np.asarray(depth, np.float32), nan=1.0, posinf=1e6, neginf=1e-6)
+    depth = np.maximum(depth, 1e-6)
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)
+    inverse = 1.0 / depth
+    span = float(inverse.max() - inverse.min())
+    inverse = (inverse - inverse.min()) / span if span > 0 else np.zeros_like(inverse)
+    features = np.dstack([lab, inverse * depth_weight]).astype(np.float32)
+    # slic rescales its input to 0..1 by the global range: scale compactness the same way so it stays in
+    # Lab units.
+    feature_range = max(float(features.max() - features.min()), 1e-6)
+    superpixels = slic(
+        features,
+        n_segments=max(1, int(n_segments)),
+        compactness=compactness / feature_range,
+        max_num_iter=10,
+        convert2lab=False,
+        channel_axis=-1,
+        start_label=0,
+        enforce_connectivity=True,
+    )
+    # Relabel: SLIC can leave gaps in its ids after enforcing connectivity.
+    _, superpixels = np.unique(superpixels, return_inverse=True)
+    superpixels = superpixels.reshape(depth.shape).astype(np.int64)
+    return _merge_regions(
+        superpixels,
+        lab,
+        np.log(depth),
+        colour_threshold,
+        depth_step,
+        step_gap,
+        max_step_fraction,
+        reference_size=small_region_superpixels * depth.size / max(1, int(n_segments)),
+    )
+
+
+def _boundary_steps(
+    labels: np.ndarray, log_depth: np.ndarray, depth_step: float, gap: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Adjacent pairs (a < b), their shared border length, and how many border pairs cross a depth step."""
+    n = int(labels.max()) + 1
+    h, w = labels.shape
+    padded = np.pad(log_depth, gap, mode="edge")
+    # Across a vertical edge between x and x+1, compare x-gap with x+1+gap (same for horizontal edges).
+    step_x = np.abs(padded[gap : gap + h, 1 + 2 * gap : w + 2 * gap] - padded[gap : gap + h, 0 : w - 1])
+    step_y = np.abs(padded[1 + 2 * gap : h + 2 * gap, gap : gap + w] - padded[0 : h - 1, gap : gap + w])
+    first = np.concatenate([labels[:, :-1].ravel(), labels[:-1, :].ravel()])
+    second = np.concatenate([labels[:, 1:].ravel(), labels[1:, :].ravel()])
+    steps = np.concatenate([step_x.ravel(), step_y.ravel()]) > depth_step
+    differ = first != second
+    first, second, steps = first[differ], second[differ], steps[differ]
+    keys = np.minimum(first, second) * n + np.maximum(first, second)
+    unique, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    step_counts = np.bincount(inverse, weights=steps, minlength=len(unique))
+    return unique // n, unique % n, counts, step_counts
+
+
+def _merge_regions(
+    labels: np.ndarray,
+    lab: np.ndarray,
+    log_depth: np.ndarray,
+    colour_threshold: float,
+    depth_step: float,
+    step_gap: int,
+    max_step_fraction: float,
+    reference_size: float,
+) -> np.ndarray:
+    """Greedy hierarchical merge of adjacent regions by mean colour, blocked at depth steps."""
+    n = int(labels.max()) + 1
+    flat = labels.ravel()
+    sizes = np.bincount(flat, minlength=n).astype(np.float64)
+    colour_sums = np.stack([np.bincount(flat, lab[..., c].ravel(), minlength=n) for c in range(3)], axis=1)
+    a, b, borders, steps = _boundary_steps(labels, log_depth, depth_step, step_gap)
+
+    # Per region: neighbour -> [border length, step pairs]; merged regions sum both, so the step fraction
+    # of a combined boundary stays exact.
+    neighbours: list[dict[int, list[float]]] = [{} for _ in range(n)]
+    for i, j, border, step in zip(a.tolist(), b.tolist(), borders.tolist(), steps.tolist(), strict=True):
+        neighbours[i][j] = [border, step]
+        neighbours[j][i] = [border, step]
+    version = [0] * n
+    parent = list(range(n))
+
+    def distance(i: int, j: int) -> float:
+        diff = colour_sums[i] / sizes[i] - colour_sums[j] / sizes[j]
+        # Small regions (texture specks, fragments) merge more easily, so the result is tens of
+        # object-like regions rather than hundreds of tiles.
+        shrink = min(1.0, math.sqrt(min(sizes[i], sizes[j]) / reference_size))
+        return float(np.sqrt(diff @ diff)) * shrink
+
+    def blocked(i: int, j: int) -> bool:
+        border, step = neighbours[i][j]
+        return step > max_step_fraction * border
+
+    heap: list[tuple[float, int, int, int, int]] = []
+
+    def push(i: int, j: int) -> None:
+        if not blocked(i, j):
+            d = distance(i, j)
+            if d < colour_threshold:
+                heapq.heappush(heap, (d, i, j, version[i], version[j]))
+
+    for i, j in zip(a.tolist(), b.tolist(), strict=True):
+        push(i, j)
+    while heap:
+        _, i, j, vi, vj = heapq.heappop(heap)
+        if vi != version[i] or vj != version[j]:
+            continue  # stale: one side changed since this entry was pushed
+        # Merge j into i.
+        parent[j] = i
+        sizes[i] += sizes[j]
+        colour_sums[i] += colour_sums[j]
+        del neighbours[i][j]
+        for k, (border, step) in neighbours[j].items():
+            if k == i:
+                continue
+            del neighbours[k][j]
+            entry = neighbours[i].setdefault(k, [0.0, 0.0])
+            entry[0] += border
+            entry[1] += step
+            neighbours[k][i] = entry
+        neighbours[j] = {}
+        version[i] += 1
+        version[j] += 1
+        for k in neighbours[i]:
+            push(min(i, k), max(i, k))
+
+    roots = np.array(parent)
+    for _ in range(n):  # pointer jumping: each merge points at a live region, so depth stays small
+        nxt = roots[roots]
+        if np.array_equal(nxt, roots):
+            break
+        roots = nxt
+    _, merged = np.unique(roots[labels], return_inverse=True)
+    return merged.reshape(labels.shape).astype(np.int32)
+
+
+# --------------------------------------------------------------------------------------------------
+# Segment Anything
+
+
+def _load_sam(source: str, device: str) -> tuple[Any, Any]:
+    from transformers import SamModel, SamProcessor
+
+    processor = SamProcessor.from_pretrained(source)
+    model = SamModel.from_pretrained(source).to(device).eval()
+    return model, processor
+
+
+def load_sam(options: SegmentOptions, runtime: RuntimeOptions, cache: ModelCache | None = None):
+    """``(model, processor, device)`` for ``options.model``, loaded once per process through the cache."""
+    source = resolve_model_source(options.model, runtime.models_dir, runtime.offline, "segmentation model")
+    device = resolve_device(runtime.device)
+    cache = cache if cache is not None else shared_cache()
+    try:
+        model, processor = cache.get(("sam", source, device), lambda: _load_sam(source, device))
+    except (OSError, ValueError, KeyError, RuntimeError) as error:
+        raise ModelError(
+            f"cannot load segmentation model {options.model!r} from {source}: {error}. "
+            "It must be a SAM checkpoint in transformers format (config.json, weights, processor config)"
+        ) from error
+    return model, processor, device
+
+
+def point_grid(points_per_side: int, width: float, height: float) -> np.ndarray:
+    """``points_per_side``^2 points ``(x, y)`` at cell centres of a regular grid over ``width x height``."""
+    steps = (np.arange(points_per_side, dtype=np.float64) + 0.5) / points_per_side
+    xs, ys = np.meshgrid(steps * width, steps * height)
+    return np.stack([xs.ravel(), ys.ravel()], axis=1)
+
+
+def stability_scores(logits, threshold: float = MASK_THRESHOLD, offset: float = STABILITY_OFFSET):
+    """IoU of the mask at ``threshold + offset`` with the mask at ``threshold - offset`` (per mask)."""
+    inner = (logits > threshold + offset).flatten(1).sum(dim=1)
+    outer = (logits > threshold - offset).flatten(1).sum(dim=1)
+    return inner.float() / outer.clamp(min=1).float()
+
+
+def nms_masks(masks: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Indices of masks kept by greedy NMS on mask IoU (best score first); empty masks are dropped.
+
+    A mask is suppressed when its IoU with an already kept mask exceeds ``iou_threshold``. Boxes and the
+    area ratio (an upper bound on IoU) rule most pairs out before any pixels are compared.
+    """
+    count = len(masks)
+    if count == 0:
+        return np.zeros(0, np.int64)
+    areas = masks.reshape(count, -1).sum(axis=1).astype(np.float64)
+    rows, cols = masks.any(axis=2), masks.any(axis=1)
+    boxes = np.stack(
+        [
+            rows.argmax(axis=1),
+            cols.argmax(axis=1),
+            rows.shape[1] - rows[:, ::-1].argmax(axis=1),
+            cols.shape[1] - cols[:, ::-1].argmax(axis=1),
+        ],
+        axis=1,
+    )
+    kept: list[int] = []
+    for index in np.argsort(-np.asarray(scores, np.float64), kind="stable").tolist():
+        if areas[index] == 0:
+            continue
+        if kept:
+            others = np.array(kept)
+            top = np.maximum(boxes[others, 0], boxes[index, 0])
+            left = np.maximum(boxes[others, 1], boxes[index, 1])
+            bottom = np.minimum(boxes[others, 2], boxes[index, 2])
+            right = np.minimum(boxes[others, 3], boxes[index, 3])
+            ratio = np.minimum(areas[others], areas[index]) / np.maximum(areas[others], areas[index])
+            candidates = np.nonzero((top < bottom) & (left < right) & (ratio > iou_threshold))[0]
+            suppressed = False
+            for c in candidates.tolist():
+                other = kept[c]
+                y0, x0, y1, x1 = top[c], left[c], bottom[c], right[c]
+                inter = np.count_nonzero(masks[index, y0:y1, x0:x1] & masks[other, y0:y1, x0:x1])
+                if inter / (areas[index] + areas[other] - inter) > iou_threshold:
+                    suppressed = True
+                    break
+            if suppressed:
+                continue
+        kept.append(index)
+    return np.array(kept, np.int64)
+
+
+def sam_masks(
+    rgb: np.ndarray,
+    options: SegmentOptions,
+    runtime: RuntimeOptions,
+    progress: Progress | None = None,
+    cache: ModelCache | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """SAM automatic masks: ``(masks (M, h, w) bool, scores (M,) predicted IoU)``, best score first."""
+    import torch
+    import torch.nn.functional as functional
+
+    progress = progress or null_progress()
+    h, w = rgb.shape[:2]
+    progress.update(0.0, "loading segmentation model")
+    model, processor, device = load_sam(options, runtime, cache)
+    progress.update(0.05, "image embeddings")
+
+    image = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    inputs = processor(images=image, return_tensors="pt")
+    pixel_values = inputs["pixel_values"].to(device=device, dtype=model.dtype)
+    padded_size = tuple(pixel_values.shape[-2:])
+    resized_h, resized_w = (int(v) for v in inputs["reshaped_input_sizes"][0])
+    # Prompts live in the processor's resized frame (what the model saw before padding).
+    points = point_grid(options.points_per_side, resized_w, resized_h)
+    batch = max(1, int(options.points_per_batch))
+    batches = math.ceil(len(points) / batch)
+
+    kept_masks = np.zeros((0, h, w), bool)
+    kept_scores = np.zeros(0, np.float32)
+    with torch.inference_mode():
+        embeddings = model.get_image_embeddings(pixel_values)
+        for number, start in enumerate(range(0, len(points), batch)):
+            progress.update(0.1 + 0.85 * number / batches, f"masks: batch {number + 1}/{batches}")
+            chunk = torch.as_tensor(points[start : start + batch], dtype=torch.float32, device=device)
+            outputs = model(
+                image_embeddings=embeddings,
+                input_points=chunk[None, :, None, :],
+                input_labels=torch.ones((1, len(chunk), 1), dtype=torch.long, device=device),
+                multimask_output=True,
+            )
+            logits = outputs.pred_masks[0].flatten(0, 1).float()  # (points * 3, low_h, low_w)
+            ious = outputs.iou_scores[0].flatten().float()
+            # Cheap filter first, so only survivors are upscaled to full resolution.
+            survivors = torch.nonzero(ious >= options.pred_iou_threshold).flatten()
+            new_masks, new_scores = [], []
+            for part in survivors.split(UPSCALE_CHUNK):
+                # Like SAM: bilinear to the padded input, crop the padding, then to the image size.
+                full = functional.interpolate(logits[part, None], padded_size, mode="bilinear", align_corners=False)
+                full = full[..., :resized_h, :resized_w]
+                full = functional.interpolate(full, (h, w), mode="bilinear", align_corners=False)[:, 0]
+                stable = stability_scores(full) >= options.stability_threshold
+                masks = full > MASK_THRESHOLD
+                good = stable & masks.flatten(1).any(dim=1)
+                new_masks.append(masks[good].cpu().numpy())
+                new_scores.append(ious[part][good].cpu().numpy())
+            if new_masks:
+                # NMS as we go keeps memory to the distinct masks; the order (best first) is global.
+                all_masks = np.concatenate([kept_masks, *new_masks])
+                all_scores = np.concatenate([kept_scores, *new_scores]).astype(np.float32)
+                keep = nms_masks(all_masks, all_scores, options.nms_iou_threshold)
+                kept_masks, kept_scores = all_masks[keep], all_scores[keep]
+    progress.update(0.95, f"{len(kept_masks)} masks")
+    return kept_masks, kept_scores

@@ -1,0 +1,41 @@
+"""Synthetic scenes with known answers, shared by the tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+@dataclass
+class SquareScene:
+    """A textured square at depth ``near`` in front of a textured wall at depth ``far``."""
+
+    rgb: np.ndarray  # (h, w, 3) uint8
+    depth: np.ndarray  # (h, w) float32
+    square: np.ndarray  # (h, w) bool
+    near: float
+    far: float
+
+    def write(self, folder: Path) -> tuple[Path, Path]:
+        folder.mkdir(parents=True, exist_ok=True)
+        image, depth = folder / "square.png", folder / "square_depth.npy"
+        Image.fromarray(self.rgb).save(image)
+        np.save(depth, self.depth)
+        return image, depth
+
+
+def square_scene(h: int = 96, w: int = 128, near: float = 2.0, far: float = 5.0) -> SquareScene:
+    yy, xx = np.mgrid[0:h, 0:w]
+    # Wall: smooth blue-green stripes; square: warm checkerboard. Distinct colours, both textured.
+    wall = np.stack(
+        [40 + 20 * np.sin(xx / 5.0), 120 + 40 * np.sin(yy / 7.0), 170 + 30 * np.cos((xx + yy) / 9.0)], axis=-1
+    )
+    checker = ((yy // 6 + xx // 6) % 2).astype(np.float64)
+    block = np.stack([200 + 40 * checker, 80 + 60 * checker, 40 + 0 * checker], axis=-1)
+    square = (yy >= h // 4) & (yy < 3 * h // 4) & (xx >= w // 3) & (xx < 2 * w // 3)
+    rgb = np.where(square[..., None], block, wall).clip(0, 255).astype(np.uint8)
+    depth = np.where(square, near, far).astype(np.float32)
+    return SquareScene(rgb, depth, square, near, far)
