@@ -282,6 +282,7 @@ def _quadtree_points(integral: np.ndarray, eligible: np.ndarray, base: int, thre
         half = size // 2
         parents = cells[split]
         cells = np.concatenate([parents + (dx, dy) for dx in (0, half) for dy in (0, half)])
+        cells = cells[(cells[:, 0] < ww) & (cells[:, 1] < hh)]
         size = half
     return np.concatenate(leaves) if leaves else np.zeros((0, 2))
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from .harmonic import harmonic_extend
 from .layers import Layer
-from .models import ModelCache, resolve_device, resolve_weights_file
+from .models import ModelCache, resolve_device, resolve_weights_file, shared_cache
 from .options import InpaintOptions, RuntimeOptions
 from .progress import Progress
 
@@ -103,7 +103,7 @@ def _fill_colour_lama(rgb, hidden_holes, options, runtime, cache) -> list[np.nda
 
     device = resolve_device(runtime.device)
     path = resolve_weights_file(options.lama_model, runtime.models_dir)
-    cache = cache or ModelCache()
+    cache = cache if cache is not None else shared_cache()
     module = cache.get(("lama", path, device), lambda: load_lama(path, device))
     todo = [i for i, (_, hole) in enumerate(hidden_holes) if hole.any()]
     filled = [rgb.copy() for _ in hidden_holes]

@@ -16,6 +16,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from skimage.measure import label as connected_label
@@ -187,19 +188,39 @@ def superpixel_labels(
         start_label=0,
         enforce_connectivity=True,
     )
-    # Relabel: SLIC can leave gaps in its ids after enforcing connectivity.
-    _, superpixels = np.unique(superpixels, return_inverse=True)
-    superpixels = superpixels.reshape(depth.shape).astype(np.int64)
+    log_depth = np.log(depth)
+    superpixels = _split_at_depth_steps(superpixels, log_depth, depth_step)
     return _merge_regions(
         superpixels,
         lab,
-        np.log(depth),
+        log_depth,
         colour_threshold,
         depth_step,
         step_gap,
         max_step_fraction,
         reference_size=small_region_superpixels * depth.size / max(1, int(n_segments)),
     )
+
+
+def _split_at_depth_steps(labels: np.ndarray, log_depth: np.ndarray, depth_step: float) -> np.ndarray:
+    """Cut regions spanning more than ``depth_step`` of log depth at their mid depth, then relabel.
+
+    SLIC puts the blurred band of a depth edge into superpixels of its own or, enforcing connectivity,
+    glues fragments across the edge; cutting at mid depth puts every band pixel on the side it is closer to.
+    """
+    labels = connected_label(labels + 1, background=0, connectivity=1) - 1
+    for _ in range(3):  # a region spanning several depth levels needs more than one cut
+        n = int(labels.max()) + 1
+        index = np.arange(n)
+        low = np.asarray(ndimage.minimum(log_depth, labels, index))
+        high = np.asarray(ndimage.maximum(log_depth, labels, index))
+        wide = high - low > depth_step
+        if not wide.any():
+            break
+        middle = (low + high) / 2
+        far_side = wide[labels] & (log_depth > middle[labels])
+        labels = connected_label(labels * 2 + far_side + 1, background=0, connectivity=1) - 1
+    return labels.astype(np.int64)
 
 
 def _boundary_steps(
