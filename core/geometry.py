@@ -91,7 +91,7 @@ def build_layer_mesh(mask: np.ndarray, depth: np.ndarray, camera: Camera, max_tr
     inside_dist = cv2.distanceTransform(crop.astype(np.uint8), cv2.DIST_L2, 3)
     density = _point_density(filled, inside_dist)
 
-    xy = _triangulate(crop, filled, inside_dist, density, max_triangles)
+    xy = _triangulate(crop, inside_dist, density, max_triangles)
     if xy is None:
         return empty_mesh()
     points, faces = xy
@@ -223,31 +223,39 @@ def _hole_points(polys: list[np.ndarray], holes: list[bool], shape: tuple[int, i
     return np.array(pts, np.float64).reshape(-1, 2)
 
 
-def _subdivide(poly: np.ndarray, max_len: float) -> np.ndarray:
-    """Insert points so that no edge of the closed polygon is longer than ``max_len``."""
+def _resample(poly: np.ndarray, density: np.ndarray, base: float, threshold: float) -> np.ndarray:
+    """Keep the polygon's corners and add points along its edges as densely as the quadtree would.
+
+    ``poly`` is closed, in pixel units; spacing is ``base`` at most, ``sqrt(threshold / density)`` where
+    depth asks for more, never below MIN_CELL_PX.
+    """
     nxt = np.roll(poly, -1, axis=0)
     lengths = np.hypot(*(nxt - poly).T)
-    pieces = np.maximum(np.ceil(lengths / max_len).astype(int), 1)
-    if pieces.max() == 1:
-        return poly
+    pieces = np.maximum(np.ceil(lengths / MIN_CELL_PX).astype(int), 1)
     t = np.concatenate([np.arange(k) / k for k in pieces])
-    start = np.repeat(poly, pieces, axis=0)
-    end = np.repeat(nxt, pieces, axis=0)
-    return start + (end - start) * t[:, None]
+    start, end = np.repeat(poly, pieces, axis=0), np.repeat(nxt, pieces, axis=0)
+    dense = start + (end - start) * t[:, None]
+    corner = t == 0
+    step = np.repeat(lengths / pieces, pieces)
+    hh, ww = density.shape
+    mid = dense + (np.roll(dense, -1, axis=0) - dense) / 2.0
+    rho = density[np.clip(mid[:, 1].astype(int), 0, hh - 1), np.clip(mid[:, 0].astype(int), 0, ww - 1)]
+    # Expected number of points on each dense step; a point wherever the running count passes an integer.
+    need = np.minimum(step * np.maximum(1.0 / base, np.sqrt(rho / threshold)), 1.0)
+    count = np.floor(np.concatenate([[0.0], np.cumsum(need)[:-1]]))
+    keep = corner | (count != np.roll(count, 1))
+    return dense[keep]
 
 
-def _pslg(polys: list[np.ndarray], max_len: float) -> tuple[np.ndarray, np.ndarray]:
+def _pslg(polys: list[np.ndarray], density: np.ndarray, base: float, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Vertices (pixel units, duplicates merged) and segments of the simplified contours."""
-    verts, segs, base = [], [], 0
+    verts, segs, offset = [], [], 0
     for p in polys:
-        q = _subdivide(p / 2.0, max_len) if np.isfinite(max_len) else p / 2.0
-        n = len(q)
+        q = _resample(p / 2.0, density, base, threshold)
+        idx = offset + np.arange(len(q))
         verts.append(q)
-        idx = base + np.arange(n)
         segs.append(np.stack([idx, np.roll(idx, -1)], axis=1))
-        base += n
-    if not verts:
-        return np.zeros((0, 2)), np.zeros((0, 2), np.int32)
+        offset += len(q)
     verts_all = np.concatenate(verts)
     # Contours touching at a pixel corner share a vertex; Triangle wants it once.
     unique, inverse = np.unique(np.round(verts_all, 6), axis=0, return_inverse=True)
@@ -284,36 +292,42 @@ def _quadtree_points(integral: np.ndarray, eligible: np.ndarray, base: int, thre
         cells = np.concatenate([parents + (dx, dy) for dx in (0, half) for dy in (0, half)])
         cells = cells[(cells[:, 0] < ww) & (cells[:, 1] < hh)]
         size = half
-    return np.concatenate(leaves) if leaves else np.zeros((0, 2))
+    return np.concatenate(leaves)
 
 
-def _interior_points(density: np.ndarray, eligible: np.ndarray, base: int, available: int) -> np.ndarray:
-    """As many quadtree points as the density asks for, thinned (coarser split, then coarser grid) to fit."""
-    if available <= 0 or not eligible.any():
-        return np.zeros((0, 2))
+def _fit_points(
+    polys: list[np.ndarray], density: np.ndarray, eligible: np.ndarray, limit: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boundary vertices, segments and interior points costing at most ``limit`` triangles.
+
+    A vertex on the boundary costs one triangle, one inside costs two. Thinning goes by asking for
+    fewer splits first, then a coarser base grid, finally the bare simplified outline.
+    """
     integral = cv2.integral(density.astype(np.float64))
+    # Boundary spacing looks a few pixels inside, where the density is not masked out.
+    edge_density = cv2.dilate(density.astype(np.float32), np.ones((9, 9), np.uint8))
     peak = float(density.max())
-    threshold = 1.0
+    base = BASE_CELL_PX
     while base <= 2 * max(density.shape):
-        pts = _quadtree_points(integral, eligible, base, threshold)
-        if len(pts) <= available:
-            return pts
-        if threshold <= peak * base**2:
-            threshold *= 2.0  # fewer splits first: keeps the coarse grid
-        else:
-            base, threshold = base * 2, 1.0
-    return np.zeros((0, 2))
+        threshold = 1.0
+        while True:
+            verts, segments = _pslg(polys, edge_density, base, threshold)
+            interior = _quadtree_points(integral, eligible, base, threshold)
+            if len(verts) + 2 * len(interior) <= limit:
+                return verts, segments, interior
+            if threshold > peak * base**2:
+                break  # no cell splits any more: only a coarser grid helps
+            threshold *= 2.0
+        base *= 2
+    verts, segments = _pslg(polys, edge_density, np.inf, np.inf)
+    return verts, segments, np.zeros((0, 2))
 
 
 # ------------------------------------------------------------------------------------ triangulation
 
 
 def _triangulate(
-    mask: np.ndarray,
-    filled: np.ndarray,
-    inside_dist: np.ndarray,
-    density: np.ndarray,
-    max_triangles: int,
+    mask: np.ndarray, inside_dist: np.ndarray, density: np.ndarray, max_triangles: int
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Pick contour tolerance, boundary spacing and interior points to fit the budget, then triangulate."""
     contours, holes = _contours(mask)
@@ -332,16 +346,8 @@ def _triangulate(
             eps *= 1.5
             continue
         hole_pts = _hole_points(polys, kinds, mask.shape)
-        base = BASE_CELL_PX
-        while True:
-            verts, segments = _pslg(polys, base if base <= max(mask.shape) else np.inf)
-            cost = len(verts) + 2 * len(hole_pts)
-            if cost <= max_triangles - slack or base > max(mask.shape):
-                break
-            base *= 2
-        available = (max_triangles - slack - cost) // 2
         eligible = inside_dist >= max(2.0, eps + 1.5)
-        interior = _interior_points(density, eligible, base, available)
+        verts, segments, interior = _fit_points(polys, density, eligible, limit - 2 * len(hole_pts))
         pslg = {"vertices": np.concatenate([verts, interior]), "segments": segments}
         if len(hole_pts):
             pslg["holes"] = hole_pts

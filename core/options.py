@@ -12,6 +12,22 @@ DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
 DEFAULT_SAM_MODEL = "facebook/sam-vit-base"
 
 
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+
+
+def _checked(name: str, annotation: str, value: Any) -> Any:
+    """Check a JSON value against a field's annotation ("float | None" style); ints widen to float."""
+    allowed = annotation.replace(" ", "").split("|")
+    if value is None and "None" in allowed:
+        return None
+    for type_name in allowed:
+        types = _TYPES.get(type_name, ())
+        # bool is an int in Python, but never a sensible number of layers.
+        if isinstance(value, types) and not (isinstance(value, bool) and type_name != "bool"):
+            return float(value) if type_name == "float" else value
+    raise InputError(f"option {name} must be {' or '.join(allowed)}, got {value!r}")
+
+
 @dataclass
 class LoadOptions:
     work_size: int = 1024
@@ -135,7 +151,7 @@ class PipelineOptions:
             for key, value in values.items():
                 if key not in known:
                     raise InputError(f"unknown option {section_name}.{key}")
-                setattr(section, key, value)
+                setattr(section, key, _checked(f"{section_name}.{key}", known[key].type, value))
         options.validate()
         return options
 

@@ -157,6 +157,7 @@ def superpixel_labels(
     step_gap: int = 2,
     max_step_fraction: float = 0.25,
     small_region_superpixels: float = 4.0,
+    sliver_superpixels: float = 0.5,
 ) -> np.ndarray:
     """Object-like regions from colour + depth: SLIC superpixels, then a region-adjacency merge.
 
@@ -171,7 +172,10 @@ def superpixel_labels(
     depth = np.nan_to_num(np.asarray(depth, np.float32), nan=1.0, posinf=1e6, neginf=1e-6)
     depth = np.maximum(depth, 1e-6)
     lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)
-    inverse = 1.0 / depth
+    # Everything below sees depth edges sharpened to one-pixel steps at mid depth: network depth blurs
+    # edges over a few pixels, and superpixels of that band would belong to neither side.
+    log_depth = sharpen_depth_edges(np.log(depth), depth_step)
+    inverse = np.exp(-log_depth)
     span = float(inverse.max() - inverse.min())
     inverse = (inverse - inverse.min()) / span if span > 0 else np.zeros_like(inverse)
     features = np.dstack([lab, inverse * depth_weight]).astype(np.float32)
@@ -188,7 +192,7 @@ def superpixel_labels(
         start_label=0,
         enforce_connectivity=True,
     )
-    log_depth = np.log(depth)
+    superpixel_size = depth.size / max(1, int(n_segments))
     superpixels = _split_at_depth_steps(superpixels, log_depth, depth_step)
     return _merge_regions(
         superpixels,
@@ -198,8 +202,30 @@ def superpixel_labels(
         depth_step,
         step_gap,
         max_step_fraction,
-        reference_size=small_region_superpixels * depth.size / max(1, int(n_segments)),
+        reference_size=small_region_superpixels * superpixel_size,
+        sliver_size=sliver_superpixels * superpixel_size,
     )
+
+
+def sharpen_depth_edges(
+    log_depth: np.ndarray, depth_step: float, radius: int = 2, iterations: int = 3
+) -> np.ndarray:
+    """Toggle mapping: where the local range exceeds ``depth_step``, snap to the nearer of local min/max.
+
+    A blurred step becomes a sharp one at its mid level; smooth slopes and flat areas (local range under
+    the step) are left alone. Each iteration sharpens a blur up to about ``radius`` pixels wide.
+    """
+    kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+    sharp = np.ascontiguousarray(log_depth, dtype=np.float32)
+    for _ in range(iterations):
+        high = cv2.dilate(sharp, kernel)
+        low = cv2.erode(sharp, kernel)
+        band = high - low > depth_step
+        if not band.any():
+            break
+        snapped = np.where(high - sharp < sharp - low, high, low)
+        sharp = np.where(band, snapped, sharp)
+    return sharp
 
 
 def _split_at_depth_steps(labels: np.ndarray, log_depth: np.ndarray, depth_step: float) -> np.ndarray:
@@ -244,6 +270,56 @@ def _boundary_steps(
     return unique // n, unique % n, counts, step_counts
 
 
+class _RegionGraph:
+    """Regions with summed features and shared borders; merging sums both, so stats stay exact."""
+
+    def __init__(self, labels: np.ndarray, features: np.ndarray, pairs: tuple[np.ndarray, ...]) -> None:
+        n = int(labels.max()) + 1
+        flat = labels.ravel()
+        self.sizes = np.bincount(flat, minlength=n).astype(np.float64)
+        channels = features.reshape(flat.size, -1)
+        self.sums = np.stack([np.bincount(flat, channels[:, c], minlength=n) for c in range(channels.shape[1])], axis=1)
+        # neighbours[i][j] = [border pixel pairs, pairs crossing a depth step]
+        self.neighbours: list[dict[int, list[float]]] = [{} for _ in range(n)]
+        for i, j, border, step in zip(*(p.tolist() for p in pairs), strict=True):
+            self.neighbours[i][j] = [border, step]
+            self.neighbours[j][i] = [border, step]
+        self.version = [0] * n
+        self.parent = list(range(n))
+
+    def mean(self, i: int) -> np.ndarray:
+        return self.sums[i] / self.sizes[i]
+
+    def merge(self, i: int, j: int) -> None:
+        """Merge region ``j`` into region ``i``."""
+        self.parent[j] = i
+        self.sizes[i] += self.sizes[j]
+        self.sums[i] += self.sums[j]
+        self.neighbours[i].pop(j, None)
+        for k, (border, step) in self.neighbours[j].items():
+            if k == i:
+                continue
+            del self.neighbours[k][j]
+            entry = self.neighbours[i].setdefault(k, [0.0, 0.0])
+            entry[0] += border
+            entry[1] += step
+            self.neighbours[k][i] = entry
+        self.neighbours[j] = {}
+        self.sizes[j] = 0.0
+        self.version[i] += 1
+        self.version[j] += 1
+
+    def relabel(self, labels: np.ndarray) -> np.ndarray:
+        roots = np.array(self.parent)
+        while True:  # pointer jumping until every region points at a live root
+            nxt = roots[roots]
+            if np.array_equal(nxt, roots):
+                break
+            roots = nxt
+        _, merged = np.unique(roots[labels], return_inverse=True)
+        return merged.reshape(labels.shape).astype(np.int32)
+
+
 def _merge_regions(
     labels: np.ndarray,
     lab: np.ndarray,
@@ -253,75 +329,57 @@ def _merge_regions(
     step_gap: int,
     max_step_fraction: float,
     reference_size: float,
+    sliver_size: float,
 ) -> np.ndarray:
-    """Greedy hierarchical merge of adjacent regions by mean colour, blocked at depth steps."""
-    n = int(labels.max()) + 1
-    flat = labels.ravel()
-    sizes = np.bincount(flat, minlength=n).astype(np.float64)
-    colour_sums = np.stack([np.bincount(flat, lab[..., c].ravel(), minlength=n) for c in range(3)], axis=1)
-    a, b, borders, steps = _boundary_steps(labels, log_depth, depth_step, step_gap)
+    """Greedy hierarchical merge of adjacent regions by mean colour, blocked at depth steps; then slivers.
 
-    # Per region: neighbour -> [border length, step pairs]; merged regions sum both, so the step fraction
-    # of a combined boundary stays exact.
-    neighbours: list[dict[int, list[float]]] = [{} for _ in range(n)]
-    for i, j, border, step in zip(a.tolist(), b.tolist(), borders.tolist(), steps.tolist(), strict=True):
-        neighbours[i][j] = [border, step]
-        neighbours[j][i] = [border, step]
-    version = [0] * n
-    parent = list(range(n))
+    Slivers (regions under ``sliver_size`` px left by the first pass, mostly pieces of the blurred band
+    along a depth edge, where the step test cannot tell the sides apart) join the neighbour closest in
+    mean log depth.
+    """
+    pairs = _boundary_steps(labels, log_depth, depth_step, step_gap)
+    graph = _RegionGraph(labels, np.dstack([lab, log_depth]), pairs)
+    sizes, neighbours, version = graph.sizes, graph.neighbours, graph.version
 
-    def distance(i: int, j: int) -> float:
-        diff = colour_sums[i] / sizes[i] - colour_sums[j] / sizes[j]
+    def cost(i: int, j: int) -> float:
+        diff = graph.mean(i)[:3] - graph.mean(j)[:3]
         # Small regions (texture specks, fragments) merge more easily, so the result is tens of
         # object-like regions rather than hundreds of tiles.
         shrink = min(1.0, math.sqrt(min(sizes[i], sizes[j]) / reference_size))
         return float(np.sqrt(diff @ diff)) * shrink
 
-    def blocked(i: int, j: int) -> bool:
-        border, step = neighbours[i][j]
-        return step > max_step_fraction * border
-
     heap: list[tuple[float, int, int, int, int]] = []
 
     def push(i: int, j: int) -> None:
-        if not blocked(i, j):
-            d = distance(i, j)
-            if d < colour_threshold:
-                heapq.heappush(heap, (d, i, j, version[i], version[j]))
+        border, step = neighbours[i][j]
+        if step > max_step_fraction * border:
+            return  # a depth step: never merged, however similar the colours
+        c = cost(i, j)
+        if c < colour_threshold:
+            heapq.heappush(heap, (c, i, j, version[i], version[j]))
 
-    for i, j in zip(a.tolist(), b.tolist(), strict=True):
+    for i, j in zip(pairs[0].tolist(), pairs[1].tolist(), strict=True):
         push(i, j)
     while heap:
         _, i, j, vi, vj = heapq.heappop(heap)
         if vi != version[i] or vj != version[j]:
             continue  # stale: one side changed since this entry was pushed
-        # Merge j into i.
-        parent[j] = i
-        sizes[i] += sizes[j]
-        colour_sums[i] += colour_sums[j]
-        del neighbours[i][j]
-        for k, (border, step) in neighbours[j].items():
-            if k == i:
-                continue
-            del neighbours[k][j]
-            entry = neighbours[i].setdefault(k, [0.0, 0.0])
-            entry[0] += border
-            entry[1] += step
-            neighbours[k][i] = entry
-        neighbours[j] = {}
-        version[i] += 1
-        version[j] += 1
+        graph.merge(i, j)
         for k in neighbours[i]:
-            push(min(i, k), max(i, k))
+            push(i, k)
 
-    roots = np.array(parent)
-    for _ in range(n):  # pointer jumping: each merge points at a live region, so depth stays small
-        nxt = roots[roots]
-        if np.array_equal(nxt, roots):
-            break
-        roots = nxt
-    _, merged = np.unique(roots[labels], return_inverse=True)
-    return merged.reshape(labels.shape).astype(np.int32)
+    slivers = [(sizes[i], i, version[i]) for i in range(len(sizes)) if 0 < sizes[i] < sliver_size]
+    heapq.heapify(slivers)
+    while slivers:
+        size, i, vi = heapq.heappop(slivers)
+        if vi != version[i] or not neighbours[i]:
+            continue
+        depth_i = graph.mean(i)[3]
+        j = min(neighbours[i], key=lambda k: abs(graph.mean(k)[3] - depth_i))
+        graph.merge(j, i)
+        if sizes[j] < sliver_size:
+            heapq.heappush(slivers, (sizes[j], j, version[j]))
+    return graph.relabel(labels)
 
 
 # --------------------------------------------------------------------------------------------------

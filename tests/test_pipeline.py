@@ -70,7 +70,9 @@ def test_package_round_trips_and_reproduces_the_photo(square, tmp_path):
     # Layers composited back to front reproduce the photo exactly.
     from PIL import Image
 
-    rgba = [np.asarray(Image.open(package.path_of(layer["texture"]))).astype(np.float32) / 255 for layer in package.layers]
+    rgba = [
+        np.asarray(Image.open(package.path_of(layer["texture"]))).astype(np.float32) / 255 for layer in package.layers
+    ]
     composite = composite_back_to_front(rgba)
     assert np.abs(composite * 255 - scene.rgb).max() <= 1.0
     assert (result.package_path / "contact_sheet.png").is_file()
@@ -87,7 +89,9 @@ def test_mpi_composite_reproduces_the_photo(square, tmp_path):
     assert depths == sorted(depths, reverse=True)  # back to front
     from PIL import Image
 
-    rgba = [np.asarray(Image.open(package.path_of(layer["texture"]))).astype(np.float32) / 255 for layer in package.layers]
+    rgba = [
+        np.asarray(Image.open(package.path_of(layer["texture"]))).astype(np.float32) / 255 for layer in package.layers
+    ]
     composite = composite_back_to_front(rgba)
     assert np.abs(composite * 255 - scene.rgb).max() <= 2.0
 
