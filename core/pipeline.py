@@ -19,7 +19,7 @@ from .harmonize import harmonize_depth
 from .inpaint import LayerFill, inpaint_layers
 from .layers import Layer, build_layers
 from .load import LoadedImage, load_image
-from .models import ModelCache
+from .models import ModelCache, resolve_device, resolve_model_source, resolve_weights_file
 from .options import PipelineOptions
 from .package import FORMAT_NAME, FORMAT_VERSION, save_mesh_file, update_manifest, write_package_atomically
 from .progress import Progress
@@ -59,6 +59,18 @@ def _depth_stage(loaded: LoadedImage, options: PipelineOptions, progress: Progre
     return estimate_depth(loaded.work_rgb, options.depth, options.runtime, progress, cache)
 
 
+def check_models(options: PipelineOptions) -> None:
+    """Resolve every model the options need before any work, so missing weights fail fast."""
+    runtime = options.runtime
+    resolve_device(runtime.device)
+    if not options.depth.depth_file:
+        resolve_model_source(options.depth.model, runtime.models_dir, runtime.offline, "depth")
+    if options.segment.model not in ("none", "superpixel"):
+        resolve_model_source(options.segment.model, runtime.models_dir, runtime.offline, "segmentation")
+    if options.inpaint.method == "lama":
+        resolve_weights_file(options.inpaint.lama_model, runtime.models_dir)
+
+
 def compute_layers(
     image_path: str | os.PathLike,
     options: PipelineOptions,
@@ -68,6 +80,7 @@ def compute_layers(
     """Run every stage but the package writing; the result holds arrays only."""
     progress = progress or Progress()
     options.validate()
+    check_models(options)
     with progress.stage("load"):
         loaded = load_image(image_path, options.load)
     with progress.stage("depth"):

@@ -16,7 +16,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from skimage.measure import label as connected_label
@@ -237,9 +236,10 @@ def _split_at_depth_steps(labels: np.ndarray, log_depth: np.ndarray, depth_step:
     labels = connected_label(labels + 1, background=0, connectivity=1) - 1
     for _ in range(3):  # a region spanning several depth levels needs more than one cut
         n = int(labels.max()) + 1
-        index = np.arange(n)
-        low = np.asarray(ndimage.minimum(log_depth, labels, index))
-        high = np.asarray(ndimage.maximum(log_depth, labels, index))
+        low = np.full(n, np.inf, np.float32)
+        high = np.full(n, -np.inf, np.float32)
+        np.minimum.at(low, labels.ravel(), log_depth.ravel())
+        np.maximum.at(high, labels.ravel(), log_depth.ravel())
         wide = high - low > depth_step
         if not wide.any():
             break
@@ -316,8 +316,8 @@ class _RegionGraph:
             if np.array_equal(nxt, roots):
                 break
             roots = nxt
-        _, merged = np.unique(roots[labels], return_inverse=True)
-        return merged.reshape(labels.shape).astype(np.int32)
+        _, compact = np.unique(roots, return_inverse=True)
+        return compact.astype(np.int32)[labels]
 
 
 def _merge_regions(
@@ -350,9 +350,12 @@ def _merge_regions(
 
     heap: list[tuple[float, int, int, int, int]] = []
 
-    def push(i: int, j: int) -> None:
+    def blocked(i: int, j: int) -> bool:
         border, step = neighbours[i][j]
-        if step > max_step_fraction * border:
+        return step > max_step_fraction * border
+
+    def push(i: int, j: int) -> None:
+        if blocked(i, j):
             return  # a depth step: never merged, however similar the colours
         c = cost(i, j)
         if c < colour_threshold:
@@ -375,7 +378,12 @@ def _merge_regions(
         if vi != version[i] or not neighbours[i]:
             continue
         depth_i = graph.mean(i)[3]
-        j = min(neighbours[i], key=lambda k: abs(graph.mean(k)[3] - depth_i))
+        # Prefer a neighbour across no depth step; among those (or all, if every side is a step) the
+        # closest in depth.
+        j = min(
+            neighbours[i],
+            key=lambda k: (blocked(i, k), abs(graph.mean(k)[3] - depth_i)),
+        )
         graph.merge(j, i)
         if sizes[j] < sliver_size:
             heapq.heappush(slivers, (sizes[j], j, version[j]))

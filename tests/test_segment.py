@@ -48,7 +48,7 @@ def textured(shape: tuple[int, int], seed: int) -> np.ndarray:
 # Superpixel fallback
 
 
-@pytest.mark.parametrize("blur", [0.0, 1.5])
+@pytest.mark.parametrize("blur", [0.0, 1.5, 3.0])
 def test_superpixels_never_straddle_a_depth_step(blur: float) -> None:
     h, w = 96, 128
     square = np.zeros((h, w), bool)
