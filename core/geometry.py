@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import triangle
-from scipy import ndimage
+from scipy import ndimage, sparse
+from scipy.sparse import csgraph
 
 from .camera import Camera, unproject
 from .errors import InputError
@@ -169,58 +170,33 @@ def _contours(mask: np.ndarray) -> tuple[list[np.ndarray], list[bool]]:
     corner = np.zeros((2 * hh + 1, 2 * ww + 1), np.uint8)
     corner[1::2, 1::2] = mask
     corner = cv2.dilate(corner, np.ones((3, 3), np.uint8))
-    contours, hierarchy = cv2.findContours(corner, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
+    contours, hierarchy = cv2.findContours(corner, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
     if hierarchy is None:
         return [], []
-    parents = hierarchy[0][:, 3]
-    holes = []
-    for i in range(len(contours)):
-        level, p = 0, parents[i]
-        while p >= 0:
-            level, p = level + 1, parents[p]
-        holes.append(level % 2 == 1)
+    holes = (hierarchy[0][:, 3] >= 0).tolist()
     return [c.reshape(-1, 2) for c in contours], holes
 
 
-def _simplify(contours: list[np.ndarray], holes: list[bool], eps_px: float) -> tuple[list[np.ndarray], list[bool]]:
-    """approxPolyDP in half-pixel units; contours that collapse (or get tiny) are dropped."""
-    out, out_holes = [], []
-    min_area = 4.0 * MIN_COMPONENT_PX * max(1.0, eps_px) ** 2  # half-pixel units: 4 per pixel
+def _simplify(
+    contours: list[np.ndarray], holes: list[bool], eps_px: float
+) -> tuple[list[np.ndarray], list[bool], list[float]]:
+    """approxPolyDP in half-pixel units, largest first, with areas in square pixels; tiny ones dropped."""
+    out = []
     for c, hole in zip(contours, holes, strict=True):
-        if len(c) < 3 or cv2.contourArea(c) < min_area:
+        if len(c) < 3 or cv2.contourArea(c) < 4.0 * MIN_COMPONENT_PX:  # half-pixel units: 4 per pixel
             continue
-        s = cv2.approxPolyDP(c.reshape(-1, 1, 2), 2.0 * eps_px, True).reshape(-1, 2)
-        if len(s) >= 3 and cv2.contourArea(s) > 0:
-            out.append(s)
-            out_holes.append(hole)
-    return out, out_holes
-
-
-def _hole_points(polys: list[np.ndarray], holes: list[bool], shape: tuple[int, int]) -> np.ndarray:
-    """A point well inside each hole region (and outside any island in it), in pixel units."""
-    hole_ids = [i for i, hole in enumerate(holes) if hole]
-    if not hole_ids:
-        return np.zeros((0, 2))
-    hh, ww = shape
-    canvas = np.full((2 * hh + 1, 2 * ww + 1), -1, np.int32)
-    # Contours come from a tree, so drawing larger polygons first lets nested ones override.
-    order = sorted(range(len(polys)), key=lambda i: -cv2.contourArea(polys[i]))
-    for i in order:
-        cv2.fillPoly(canvas, [polys[i].astype(np.int32)], i + 1 if holes[i] else 0)
-    pts = []
-    for i in hole_ids:
-        x, y, bw, bh = cv2.boundingRect(polys[i].astype(np.int32))
-        # One pixel of margin so the distance sees the polygon's edge even where it lies on the box.
-        xa, ya = max(x - 1, 0), max(y - 1, 0)
-        sub = canvas[ya : y + bh + 1, xa : x + bw + 1] == i + 1
-        dist = cv2.distanceTransform(sub.astype(np.uint8), cv2.DIST_L2, 3)
-        k = int(np.argmax(dist))
-        # The drawn edge itself carries the label; two steps clear of the unlabelled side is strictly
-        # inside the hole polygon (holes thinner than that are left filled).
-        if dist.flat[k] >= 2.0:
-            r, c = divmod(k, dist.shape[1])
-            pts.append(((xa + c) / 2.0, (ya + r) / 2.0))
-    return np.array(pts, np.float64).reshape(-1, 2)
+        # Thin parts (one-pixel lines, specks) collapse under a large tolerance: retry with a smaller one.
+        eps = eps_px
+        while True:
+            s = cv2.approxPolyDP(c.reshape(-1, 1, 2), 2.0 * eps, True).reshape(-1, 2)
+            area = cv2.contourArea(s) / 4.0
+            if (len(s) >= 3 and area > 0) or eps < 0.25:
+                break
+            eps /= 2.0
+        if len(s) >= 3 and area > 0:
+            out.append((area, s, hole))
+    out.sort(key=lambda item: -item[0])
+    return [s for _, s, _ in out], [hole for _, _, hole in out], [area for area, _, _ in out]
 
 
 def _resample(poly: np.ndarray, density: np.ndarray, base: float, threshold: float) -> np.ndarray:
@@ -333,35 +309,94 @@ def _triangulate(
     contours, holes = _contours(mask)
     eps, slack = CONTOUR_EPS_PX, 0
     while True:
-        polys, kinds = _simplify(contours, holes, eps)
+        polys, kinds, areas = _simplify(contours, holes, eps)
         if not polys:
             return None
-        boundary = sum(len(p) for p in polys) + 2 * sum(kinds)
+        # A hole costs two triangles more than its vertices; an outline two less (not counted: margin).
+        costs = np.array([len(p) + 2 * k for p, k in zip(polys, kinds, strict=True)])
         limit = max_triangles - slack
+        boundary = int(costs.sum())
         # Within the one-pixel tolerance the outline comes first; past it, keep half the budget inside.
         if eps < GUARANTEE_EPS_PX and boundary > limit // 2:
             eps = GUARANTEE_EPS_PX
             continue
-        if boundary > (limit if eps <= GUARANTEE_EPS_PX else limit // 2):
+        if boundary > limit and eps <= GUARANTEE_EPS_PX:
             eps *= 1.5
             continue
-        hole_pts = _hole_points(polys, kinds, mask.shape)
+        if eps > GUARANTEE_EPS_PX:
+            # Largest contours first; coarser outlines until what does not fit is a small share of the area.
+            keep = np.cumsum(costs) <= limit // 2
+            keep[0] = costs[0] <= limit
+            lost = sum(a for a, k, kept in zip(areas, kinds, keep, strict=True) if not k and not kept)
+            if lost > 0.05 * sum(areas) and eps < max(mask.shape) / 4:
+                eps *= 1.5
+                continue
+            polys = [p for p, kept in zip(polys, keep, strict=True) if kept]
+            if not polys:
+                return None
         eligible = inside_dist >= max(2.0, eps + 1.5)
-        verts, segments, interior = _fit_points(polys, density, eligible, limit - 2 * len(hole_pts))
-        pslg = {"vertices": np.concatenate([verts, interior]), "segments": segments}
-        if len(hole_pts):
-            pslg["holes"] = hole_pts
-        result = triangle.triangulate(pslg, "pQj")
-        faces = result.get("triangles", np.zeros((0, 3), np.int32))
+        verts, segments, interior = _fit_points(polys, density, eligible, limit)
+        result = triangle.triangulate({"vertices": np.concatenate([verts, interior]), "segments": segments}, "pQn")
+        points, faces = _inside_cells(result, polys)
         if len(faces) <= max_triangles:
             if len(faces) == 0:
                 return None
             # Triangle winds counter-clockwise with y up; image y points down, so flip for the camera.
-            return result["vertices"], faces[:, ::-1].astype(np.int32)
+            return points, faces[:, ::-1].astype(np.int32)
         # Steiner points (crossing segments) or a count estimate off: tighten and retry.
         slack += len(faces) - max_triangles + 2
         if slack > max_triangles // 2:
             eps, slack = eps * 1.5, 0
+
+
+def _inside_cells(result: dict, polys: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Keep the triangles of the regions (cells bounded by segments) inside the polygons, even-odd.
+
+    Classifying cells instead of seeding Triangle with a point per hole stays right when simplified
+    contours cross or pinch, and needs no hole points at all.
+    """
+    points, tris = result["vertices"], result.get("triangles", np.zeros((0, 3), np.int32))
+    if len(tris) == 0:
+        return points[:0], tris
+    n, m = len(points), len(tris)
+    seg = np.sort(result["segments"], axis=1)
+    seg_keys = seg[:, 0].astype(np.int64) * n + seg[:, 1]
+    src, dst = [], []
+    for i in range(3):
+        a, b = tris[:, (i + 1) % 3], tris[:, (i + 2) % 3]
+        key = np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b)
+        link = (result["neighbors"][:, i] >= 0) & ~np.isin(key, seg_keys)
+        src.append(np.flatnonzero(link))
+        dst.append(result["neighbors"][link, i])
+    src, dst = np.concatenate(src), np.concatenate(dst)
+    graph = sparse.coo_matrix((np.ones(len(src)), (src, dst)), shape=(m, m))
+    n_cells, cell = csgraph.connected_components(graph, directed=False)
+    # One probe per cell: the centroid of its largest triangle, strictly inside the cell.
+    corners = points[tris]
+    e1, e2 = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
+    area = np.abs(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0])
+    order = np.lexsort((area, cell))
+    last = order[np.r_[cell[order][1:] != cell[order][:-1], True]]
+    inside = np.zeros(n_cells, bool)
+    inside[cell[last]] = _even_odd(corners[last].mean(axis=1), polys)
+    faces = tris[inside[cell]]
+    used, faces = np.unique(faces, return_inverse=True)
+    return points[used], faces.reshape(-1, 3).astype(np.int32)
+
+
+def _even_odd(probes: np.ndarray, polys: list[np.ndarray]) -> np.ndarray:
+    """Whether each probe point (pixel units) is inside an odd number of the half-pixel-unit polygons."""
+    a = np.concatenate(polys).astype(np.float64) / 2.0
+    b = np.concatenate([np.roll(p, -1, axis=0) for p in polys]).astype(np.float64) / 2.0
+    odd = np.zeros(len(probes), bool)
+    chunk = max(1, 4_000_000 // len(a))
+    for start in range(0, len(probes), chunk):
+        px, py = probes[start : start + chunk, :1], probes[start : start + chunk, 1:]
+        straddle = (a[:, 1] > py) != (b[:, 1] > py)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x_cross = a[:, 0] + (py - a[:, 1]) * (b[:, 0] - a[:, 0]) / (b[:, 1] - a[:, 1])
+        odd[start : start + chunk] = (np.count_nonzero(straddle & (px < x_cross), axis=1) % 2) == 1
+    return odd
 
 
 # ----------------------------------------------------------------------------------------------- MPI

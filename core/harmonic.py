@@ -14,38 +14,38 @@ _REGULARISATION = 1e-4
 """Keeps components with no known pixel solvable (they settle on their initial guess)."""
 
 
-def _neighbour_sum(x: np.ndarray, domain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sum of in-domain 4-neighbour values and their count, per pixel."""
-    xs = np.where(domain, x, 0.0).astype(np.float32)
-    dm = domain.astype(np.float32)
-    total = np.zeros_like(xs)
-    count = np.zeros_like(xs)
-    total[1:] += xs[:-1]
-    total[:-1] += xs[1:]
-    total[:, 1:] += xs[:, :-1]
-    total[:, :-1] += xs[:, 1:]
-    count[1:] += dm[:-1]
-    count[:-1] += dm[1:]
-    count[:, 1:] += dm[:, :-1]
-    count[:, :-1] += dm[:, 1:]
-    return total, count
+def _shift_sum(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Sum of the four neighbours of every pixel (zero outside the image), written into ``out``."""
+    out[:] = 0.0
+    out[1:] += x[:-1]
+    out[:-1] += x[1:]
+    out[:, 1:] += x[:, :-1]
+    out[:, :-1] += x[:, 1:]
+    return out
 
 
 def _cg(values, known, domain, init, iterations):
     unknown = domain & ~known
     if not unknown.any():
         return values
-    _, degree = _neighbour_sum(np.zeros_like(values), domain)
-    diag = np.where(unknown, degree + _REGULARISATION, 1.0).astype(np.float32)
-    fixed = np.where(known & domain, values, 0.0).astype(np.float32)
-    known_sum, _ = _neighbour_sum(fixed, known & domain)
-    b = np.where(unknown, known_sum + _REGULARISATION * init, 0.0).astype(np.float32)
+    # Work on the bounding box of the unknown pixels plus a one-pixel ring of their neighbours.
+    rows, cols = np.nonzero(unknown)
+    y0, y1 = max(rows.min() - 1, 0), min(rows.max() + 2, unknown.shape[0])
+    x0, x1 = max(cols.min() - 1, 0), min(cols.max() + 2, unknown.shape[1])
+    crop = (slice(y0, y1), slice(x0, x1))
+    unknown_c, domain_c, known_c = unknown[crop], domain[crop], known[crop] & domain[crop]
+    scratch = np.empty(unknown_c.shape, np.float32)
+    degree = _shift_sum(domain_c.astype(np.float32), scratch.copy())
+    diag = np.where(unknown_c, degree + _REGULARISATION, 1.0).astype(np.float32)
+    known_sum = _shift_sum(np.where(known_c, values[crop], 0.0).astype(np.float32), scratch.copy())
+    mask = unknown_c.astype(np.float32)
+    b = mask * (known_sum + _REGULARISATION * init[crop])
 
     def apply(x):
-        neighbours, _ = _neighbour_sum(x, unknown)
-        return np.where(unknown, diag * x - neighbours, 0.0).astype(np.float32)
+        # x is zero outside the unknown pixels, so unmasked neighbour sums are exact.
+        return mask * (diag * x - _shift_sum(x, scratch))
 
-    x = np.where(unknown, init, 0.0).astype(np.float32)
+    x = (mask * init[crop]).astype(np.float32)
     r = b - apply(x)
     z = r / diag
     p = z.copy()
@@ -61,7 +61,9 @@ def _cg(values, known, domain, init, iterations):
         rz_new = float(np.vdot(r, z))
         p = z + (rz_new / rz) * p
         rz = rz_new
-    return np.where(unknown, x, values).astype(np.float32)
+    out = values.astype(np.float32).copy()
+    out[crop] = np.where(unknown_c, x, out[crop])
+    return out
 
 
 def harmonic_extend(values: np.ndarray, known: np.ndarray, domain: np.ndarray, iterations: int = 40) -> np.ndarray:

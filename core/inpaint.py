@@ -9,6 +9,8 @@ from the layer's own pixels.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -89,12 +91,18 @@ def _telea_fill(rgb8: np.ndarray, unknown: np.ndarray, needed: np.ndarray, radiu
 def _fill_colour_opencv(rgb: np.ndarray, hidden_holes, options: InpaintOptions, progress) -> list[np.ndarray]:
     flags = cv2.INPAINT_TELEA if options.method == "telea" else cv2.INPAINT_NS
     rgb8 = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+    def fill_one(hidden_hole):
+        hidden, hole = hidden_hole
+        return _telea_fill(rgb8, hidden, hole, options.radius, flags).astype(np.float32) / 255.0
+
+    # Layers are independent and OpenCV releases the GIL: fill them side by side.
     filled = []
-    for i, (hidden, hole) in enumerate(hidden_holes):
-        if progress is not None:
-            progress.update(i / len(hidden_holes), f"layer {i + 1}/{len(hidden_holes)}")
-        out = _telea_fill(rgb8, hidden, hole, options.radius, flags)
-        filled.append(out.astype(np.float32) / 255.0)
+    with ThreadPoolExecutor(max_workers=min(len(hidden_holes), os.cpu_count() or 1)) as pool:
+        for i, out in enumerate(pool.map(fill_one, hidden_holes)):
+            if progress is not None:
+                progress.update((i + 1) / len(hidden_holes) * 0.7, f"colour {i + 1}/{len(hidden_holes)}")
+            filled.append(out)
     return filled
 
 

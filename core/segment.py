@@ -206,9 +206,7 @@ def superpixel_labels(
     )
 
 
-def sharpen_depth_edges(
-    log_depth: np.ndarray, depth_step: float, radius: int = 2, iterations: int = 3
-) -> np.ndarray:
+def sharpen_depth_edges(log_depth: np.ndarray, depth_step: float, radius: int = 2, iterations: int = 3) -> np.ndarray:
     """Toggle mapping: where the local range exceeds ``depth_step``, snap to the nearer of local min/max.
 
     A blurred step becomes a sharp one at its mid level; smooth slopes and flat areas (local range under

@@ -39,7 +39,11 @@ def layer_rgba(photo: np.ndarray, photo_alpha: np.ndarray | None, observed: np.n
 
 
 def write_png(path, rgba: np.ndarray) -> None:
-    """Write an RGBA or RGB uint8 PNG quickly (low compression: these are working files)."""
+    """Write an RGBA or RGB uint8 PNG quickly: run-length strategy, about twice as fast as deflate level 1."""
     code = cv2.COLOR_RGBA2BGRA if rgba.shape[2] == 4 else cv2.COLOR_RGB2BGR
-    if not cv2.imwrite(str(path), cv2.cvtColor(rgba, code), [cv2.IMWRITE_PNG_COMPRESSION, 1]):
+    if not cv2.imwrite(
+        str(path),
+        cv2.cvtColor(rgba, code),
+        [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE],
+    ):
         raise OSError(f"cannot write {path}")

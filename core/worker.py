@@ -182,4 +182,3 @@ def serve() -> int:
     stdin = open(sys.stdin.fileno(), encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
     Worker(EventWriter(stream)).serve(stdin)
     return 0
-

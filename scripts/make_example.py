@@ -37,7 +37,12 @@ def main() -> int:
     Image.fromarray(left).save(args.out_dir / "motorcycle.png")
     Image.fromarray(right).save(args.out_dir / "motorcycle_right.png")
     np.save(args.out_dir / "motorcycle_depth.npy", motorcycle_depth(disparity))
-    calibration = {"focal_px": FOCAL_PX, "baseline_m": BASELINE_M, "doffs_px": DOFFS_PX, "principal_point": PRINCIPAL_POINT}
+    calibration = {
+        "focal_px": FOCAL_PX,
+        "baseline_m": BASELINE_M,
+        "doffs_px": DOFFS_PX,
+        "principal_point": PRINCIPAL_POINT,
+    }
     (args.out_dir / "motorcycle_calibration.json").write_text(json.dumps(calibration, indent=2))
     print(args.out_dir / "motorcycle.png")
     return 0

@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from core.geometry import composite_back_to_front
+from core.options import PipelineOptions
 from core.package import read_package
 from core.pipeline import convert_image
-from core.options import PipelineOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 

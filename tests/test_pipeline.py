@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.errors import Cancelled
 from core.geometry import composite_back_to_front
 from core.options import PipelineOptions
 from core.package import read_package
 from core.pipeline import compute_layers, convert_image
 from core.progress import STAGES, CancelToken, Progress
-from core.errors import Cancelled
 from tests.scenes import square_scene
 
 

@@ -6,7 +6,6 @@ import cv2
 import numpy as np
 import pytest
 from scipy import ndimage
-from tiny_models.sam import make_tiny_sam
 
 from core.errors import Cancelled, ModelError
 from core.models import ModelCache
@@ -21,6 +20,7 @@ from core.segment import (
     segment_image,
     superpixel_labels,
 )
+from tests.tiny_models.sam import make_tiny_sam
 
 CPU = RuntimeOptions(device="cpu", offline=True)
 
