@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import triangle
-from scipy import ndimage, sparse
+from scipy import sparse
 from scipy.sparse import csgraph
 
 from .camera import Camera, unproject
@@ -66,7 +66,7 @@ def build_layer_mesh(mask: np.ndarray, depth: np.ndarray, camera: Camera, max_tr
     """
     mask = np.asarray(mask).astype(bool)
     h, w = mask.shape[:2]
-    if mask.ndim != 2 or np.shape(depth) != (h, w):
+    if mask.ndim != 2 or np.shape(depth) != mask.shape:
         raise InputError(f"mask {mask.shape} and depth {np.shape(depth)} must be two matching (h, w) arrays")
     if (camera.width, camera.height) != (w, h):
         raise InputError(f"camera is {camera.width}x{camera.height} but the mask is {w}x{h}")
@@ -88,6 +88,9 @@ def build_layer_mesh(mask: np.ndarray, depth: np.ndarray, camera: Camera, max_tr
 
     depth_crop = np.zeros(crop.shape, np.float64)
     depth_crop[1:-1, 1:-1] = np.asarray(depth, np.float64)[y0:y1, x0:x1]
+    on_mask = depth_crop[crop]
+    if not np.all(np.isfinite(on_mask) & (on_mask > 0)):
+        raise InputError("layer depth must be finite and positive wherever the layer's mask is set")
     filled = _fill_from_nearest(depth_crop, crop)
     inside_dist = cv2.distanceTransform(crop.astype(np.uint8), cv2.DIST_L2, 3)
     density = _point_density(filled, inside_dist)
@@ -105,13 +108,13 @@ def build_layer_mesh(mask: np.ndarray, depth: np.ndarray, camera: Camera, max_tr
 
 def _clean_mask(mask: np.ndarray) -> np.ndarray:
     """Drop specks and fill pinholes smaller than MIN_COMPONENT_PX."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < MIN_COMPONENT_PX)
     small = small[small > 0]
     if len(small):
         mask = mask & ~np.isin(labels, small)
-    # The background is 4-connected when the foreground is 8-connected; label 1 touches the padding.
-    n, labels, stats, _ = cv2.connectedComponentsWithStats((~mask).astype(np.uint8), connectivity=4)
+    # The background is 4-connected when the foreground is 8-connected; the padded corner is outside.
+    _, labels, stats, _ = cv2.connectedComponentsWithStats((~mask).astype(np.uint8), connectivity=4)
     outside = labels[0, 0]
     pin = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < MIN_COMPONENT_PX)
     pin = pin[(pin > 0) & (pin != outside)]
@@ -124,8 +127,13 @@ def _fill_from_nearest(depth: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Depth where every pixel outside the mask takes its nearest mask pixel's value (no leaks)."""
     if mask.all():
         return depth
-    idx = ndimage.distance_transform_edt(~mask, return_distances=False, return_indices=True)
-    return depth[idx[0], idx[1]]
+    # Each mask pixel is its own label; every other pixel gets the label of its nearest mask pixel.
+    _, labels = cv2.distanceTransformWithLabels(
+        (~mask).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    lut = np.zeros(labels.max() + 1, depth.dtype)
+    lut[labels[mask]] = depth[mask]
+    return lut[labels]
 
 
 def _bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -145,12 +153,14 @@ def _bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def _point_density(filled: np.ndarray, inside_dist: np.ndarray) -> np.ndarray:
     """Interior vertices wanted per square pixel, from the bending and the slope of depth."""
     z = np.maximum(cv2.GaussianBlur(filled, (0, 0), DEPTH_SMOOTH_SIGMA), 1e-6)
-    gy, gx = np.gradient(z)
-    slope = np.hypot(gx, gy) / z
+
+    def derivative(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
+        # 3x3 Sobel kernels, scaled to plain finite differences (8 for first order, 4 for second).
+        return cv2.Sobel(image, cv2.CV_64F, dx, dy, ksize=3, scale=0.125 if dx + dy == 1 else 0.25)
+
+    slope = np.hypot(derivative(z, 1, 0), derivative(z, 0, 1)) / z
     disparity = 1.0 / z
-    dy, dx = np.gradient(disparity)
-    dxy, dxx = np.gradient(dx)
-    dyy, _ = np.gradient(dy)
+    dxx, dxy, dyy = derivative(disparity, 2, 0), derivative(disparity, 1, 1), derivative(disparity, 0, 2)
     bend = np.sqrt(dxx**2 + 2.0 * dxy**2 + dyy**2) * z
     density = bend / (8.0 * REL_DEPTH_TOL) + slope / (4.0 * TEXTURE_TOL_PX)
     # Near the boundary the filled depth has artificial kinks; boundary vertices cover that band.

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -25,6 +25,9 @@ from .errors import InputError, ModelError
 from .models import ModelCache, resolve_device, resolve_model_source, shared_cache
 from .options import RuntimeOptions, SegmentOptions
 from .progress import Progress, null_progress
+
+if TYPE_CHECKING:  # torch loads lazily: importing core must not need it
+    import torch
 
 FALLBACK_MODELS = ("none", "superpixel")
 
@@ -422,10 +425,15 @@ def point_grid(points_per_side: int, width: float, height: float) -> np.ndarray:
     return np.stack([xs.ravel(), ys.ravel()], axis=1)
 
 
-def stability_scores(logits, threshold: float = MASK_THRESHOLD, offset: float = STABILITY_OFFSET):
+def stability_scores(
+    logits: torch.Tensor, threshold: float = MASK_THRESHOLD, offset: float = STABILITY_OFFSET
+) -> torch.Tensor:
     """IoU of the mask at ``threshold + offset`` with the mask at ``threshold - offset`` (per mask)."""
-    inner = (logits > threshold + offset).flatten(1).sum(dim=1)
-    outer = (logits > threshold - offset).flatten(1).sum(dim=1)
+    import torch
+
+    # int32 sums: several times faster than the default int64 reduction of a bool tensor.
+    inner = (logits > threshold + offset).flatten(1).sum(dim=1, dtype=torch.int32)
+    outer = (logits > threshold - offset).flatten(1).sum(dim=1, dtype=torch.int32)
     return inner.float() / outer.clamp(min=1).float()
 
 

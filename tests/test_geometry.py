@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from core.camera import camera_from_fov, unproject
+from core.errors import InputError
 from core.geometry import (
     LayerMesh,
     build_layer_mesh,
@@ -157,7 +158,7 @@ def test_jagged_mask_within_one_pixel():
     assert np.all(np.einsum("ij,ij->i", normals(mesh), -centroids) > 0)
 
 
-@pytest.mark.parametrize("budget", [200, 10_000])
+@pytest.mark.parametrize("budget", [16, 200, 10_000])
 def test_triangle_budget_is_respected(budget):
     h, w = 240, 320
     mask = jagged_blob(h, w, seed=2, roughness=14.0, sigma=1.5)
@@ -170,7 +171,7 @@ def test_triangle_budget_is_respected(budget):
     if budget == 10_000:
         assert_follows(mesh, mask)
     else:
-        assert iou > 0.85  # the budget wins over the one-pixel tolerance
+        assert iou > (0.85 if budget == 200 else 0.6)  # the budget wins over the one-pixel tolerance
 
 
 def test_curved_depth_gets_more_vertices_than_a_plane():
@@ -208,6 +209,23 @@ def test_uvs_match_pixel_corners():
     assert on_corner.sum() > 10  # boundary vertices sit on pixel corners
     x, y = np.round(xy[on_corner]).T
     np.testing.assert_array_equal(mesh.uvs[on_corner], np.stack([x / W, 1.0 - y / H], 1).astype(np.float32))
+
+
+def test_bad_depth_or_camera_is_refused():
+    mask = np.zeros((H, W), bool)
+    mask[10:20, 10:20] = True
+    depth = np.ones((H, W), np.float32)
+    depth[15, 15] = 0.0
+    with pytest.raises(InputError, match="positive"):
+        build_layer_mesh(mask, depth, CAMERA)
+    depth[15, 15] = np.nan
+    with pytest.raises(InputError):
+        build_layer_mesh(mask, depth, CAMERA)
+    depth[15, 15] = 1.0
+    depth[50, 50] = np.nan  # outside the mask: irrelevant
+    build_layer_mesh(mask, depth, CAMERA)
+    with pytest.raises(InputError, match="camera"):
+        build_layer_mesh(mask, depth, camera_from_fov(W * 2, H * 2, 60.0))
 
 
 def test_empty_mask_gives_empty_mesh():

@@ -1,0 +1,11 @@
+"""Photo3D Blender extension: the repository root is the extension package; it only registers the add-on."""
+
+from . import photo3d_addon
+
+
+def register() -> None:
+    photo3d_addon.register()
+
+
+def unregister() -> None:
+    photo3d_addon.unregister()
