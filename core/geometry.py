@@ -439,7 +439,7 @@ def build_mpi(layers_rgba: list[np.ndarray], layers_depth: list[np.ndarray], n_p
     depths = mpi_plane_depths(float(values.min()), float(values.max()), n_planes)
     disparities = 1.0 / depths
 
-    premultiplied = np.zeros((n_planes, h, w, 4), np.float32)
+    planes = np.zeros((n_planes, h, w, 4), np.float32)
     floor = np.full((h, w), -1, np.int64)  # plane used by the nearest layer so far, per pixel
     for rgba, alpha, cover, depth in zip(layers_rgba, alphas, covered, layers_depth, strict=True):
         z = np.asarray(depth, np.float64)
@@ -453,18 +453,15 @@ def build_mpi(layers_rgba: list[np.ndarray], layers_depth: list[np.ndarray], n_p
         floor = np.where(cover, index, floor)
         ys, xs = np.nonzero(cover)
         k = index[ys, xs]
+        # "over" in straight alpha, only where this layer shows (a > 0, so the new alpha is too); one layer
+        # puts each pixel in one plane, so no index repeats within the scatter.
         a = alpha[ys, xs, None]
-        color = np.concatenate([np.asarray(rgba, np.float32)[ys, xs, :3] * a, a], axis=1)
-        # "over" in premultiplied form; one layer puts each pixel in one plane, so no index repeats.
-        premultiplied[k, ys, xs] = color + premultiplied[k, ys, xs] * (1.0 - a)
-
-    # Back to straight alpha in place: the planes are views of one array, not copies of it.
-    planes = []
-    for k in range(n_planes):
-        pm = premultiplied[k]
-        np.divide(pm[..., :3], pm[..., 3:4], out=pm[..., :3], where=pm[..., 3:4] > 0)
-        planes.append(MpiPlane(pm, float(depths[k])))
-    return planes
+        below = planes[k, ys, xs]
+        out_a = a + below[:, 3:] * (1.0 - a)
+        out_rgb = (np.asarray(rgba, np.float32)[ys, xs, :3] * a + below[:, :3] * below[:, 3:] * (1.0 - a)) / out_a
+        planes[k, ys, xs] = np.concatenate([out_rgb, out_a], axis=1)
+    # The planes are views of one array, not copies of it.
+    return [MpiPlane(planes[k], float(depths[k])) for k in range(n_planes)]
 
 
 def composite_back_to_front(rgba_list: list[np.ndarray]) -> np.ndarray:

@@ -162,8 +162,10 @@ def write_scene_package(
                 entries.append(entry)
                 textures.append(rgba)
         else:
-            for i, plane in enumerate(scene.mpi):
-                progress.update(i / len(scene.mpi), f"plane {i + 1}/{len(scene.mpi)}")
+            # Planes nothing lands on are left out: they would only cost texture memory in Blender.
+            planes = [plane for plane in scene.mpi if (plane.rgba[..., 3] > 0.5 / 255).any()]
+            for i, plane in enumerate(planes):
+                progress.update(i / len(planes), f"plane {i + 1}/{len(planes)}")
                 rgba = np.clip(plane.rgba * 255.0 + 0.5, 0, 255).astype(np.uint8)
                 entry = {
                     "index": i,

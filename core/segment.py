@@ -160,6 +160,7 @@ def superpixel_labels(
     max_step_fraction: float = 0.25,
     small_region_superpixels: float = 4.0,
     sliver_superpixels: float = 0.5,
+    crumb_superpixels: float = 0.05,
 ) -> np.ndarray:
     """Object-like regions from colour + depth: SLIC superpixels, then a region-adjacency merge.
 
@@ -176,7 +177,8 @@ def superpixel_labels(
     lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)
     # Everything below sees depth edges sharpened to one-pixel steps at mid depth: network depth blurs
     # edges over a few pixels, and superpixels of that band would belong to neither side.
-    log_depth = sharpen_depth_edges(np.log(depth), depth_step)
+    # The median removes speckle (stereo or sensor depth), which would otherwise shatter superpixels.
+    log_depth = sharpen_depth_edges(cv2.medianBlur(np.log(depth), 5), depth_step)
     inverse = np.exp(-log_depth)
     span = float(inverse.max() - inverse.min())
     inverse = (inverse - inverse.min()) / span if span > 0 else np.zeros_like(inverse)
@@ -196,6 +198,9 @@ def superpixel_labels(
     )
     superpixel_size = depth.size / max(1, int(n_segments))
     superpixels = _split_at_depth_steps(superpixels, log_depth, depth_step)
+    # Crumbs of the cut (a few pixels each) join their longest-border neighbour at once, vectorised: on
+    # noisy depth they would otherwise number tens of thousands and swamp the region merge.
+    superpixels = clean_labels(superpixels, crumb_superpixels * superpixel_size / depth.size).astype(np.int64)
     return _merge_regions(
         superpixels,
         lab,
