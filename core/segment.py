@@ -35,6 +35,9 @@ MASK_THRESHOLD = 0.0
 STABILITY_OFFSET = 1.0
 """SAM's automatic mask generator: a mask is logits > 0; stability compares thresholds at +-1."""
 
+MAX_REGIONS_PER_SUPERPIXEL = 8
+"""Above this many pieces per superpixel after the depth cut, the depth is noise: crumbs are swept first."""
+
 UPSCALE_CHUNK = 16
 """Masks upscaled to full resolution at a time: bounds memory to a few full-size float maps."""
 
@@ -164,12 +167,19 @@ def superpixel_labels(
 ) -> np.ndarray:
     """Object-like regions from colour + depth: SLIC superpixels, then a region-adjacency merge.
 
-    SLIC runs on Lab colour stacked with inverse depth normalised to 0..``depth_weight`` (Lab units), so
-    superpixel edges snap to depth edges. Adjacent regions then merge, most similar first, while their mean
-    Lab colours are closer than ``colour_threshold``. A boundary where more than ``max_step_fraction`` of the
-    pixel pairs see a log-depth step above ``depth_step`` (measured ``step_gap`` pixels either side, since
-    network depth blurs edges over a few pixels) is never merged, however similar the colours.
-    Returns int32 labels 0..K-1 (not yet size-cleaned).
+    1. Log depth is sharpened (blurred steps become one-pixel steps at mid depth, see
+       ``sharpen_depth_edges``).
+    2. SLIC runs on Lab colour stacked with inverse depth normalised to 0..``depth_weight`` (Lab units), so
+       superpixel edges snap to depth edges; superpixels still spanning more than ``depth_step`` of log
+       depth are cut at their mid depth.
+    3. Adjacent regions merge, most similar first, while their mean Lab colours are closer than
+       ``colour_threshold`` (closer still for regions under ``small_region_superpixels`` superpixels). A
+       boundary where more than ``max_step_fraction`` of the pixel pairs see a log-depth step above
+       ``depth_step`` (measured ``step_gap`` pixels either side) is never merged, however similar the
+       colours.
+    4. Slivers under ``sliver_superpixels`` superpixels join the neighbour closest in depth.
+
+    Returns int32 labels 0..K-1 (not yet size-cleaned: see ``clean_labels``).
     """
     rgb = np.ascontiguousarray(rgb, dtype=np.float32).clip(0.0, 1.0)
     depth = np.nan_to_num(np.asarray(depth, np.float32), nan=1.0, posinf=1e6, neginf=1e-6)
@@ -177,8 +187,7 @@ def superpixel_labels(
     lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)
     # Everything below sees depth edges sharpened to one-pixel steps at mid depth: network depth blurs
     # edges over a few pixels, and superpixels of that band would belong to neither side.
-    # The median removes speckle (stereo or sensor depth), which would otherwise shatter superpixels.
-    log_depth = sharpen_depth_edges(cv2.medianBlur(np.log(depth), 5), depth_step)
+    log_depth = sharpen_depth_edges(np.log(depth), depth_step)
     inverse = np.exp(-log_depth)
     span = float(inverse.max() - inverse.min())
     inverse = (inverse - inverse.min()) / span if span > 0 else np.zeros_like(inverse)
@@ -198,9 +207,12 @@ def superpixel_labels(
     )
     superpixel_size = depth.size / max(1, int(n_segments))
     superpixels = _split_at_depth_steps(superpixels, log_depth, depth_step)
-    # Crumbs of the cut (a few pixels each) join their longest-border neighbour at once, vectorised: on
-    # noisy depth they would otherwise number tens of thousands and swamp the region merge.
-    superpixels = clean_labels(superpixels, crumb_superpixels * superpixel_size / depth.size).astype(np.int64)
+    if superpixels.max() + 1 > MAX_REGIONS_PER_SUPERPIXEL * n_segments:
+        # Noisy depth shatters the cut into tens of thousands of crumbs that would swamp the region merge:
+        # crumbs join their longest-border neighbour at once, vectorised. Clean depth never gets here, so
+        # its small pieces still go through the depth-aware merge below.
+        crumb_fraction = crumb_superpixels * superpixel_size / depth.size
+        superpixels = clean_labels(superpixels, crumb_fraction).astype(np.int64)
     return _merge_regions(
         superpixels,
         lab,
@@ -408,7 +420,7 @@ def _load_sam(source: str, device: str) -> tuple[Any, Any]:
     return model, processor
 
 
-def load_sam(options: SegmentOptions, runtime: RuntimeOptions, cache: ModelCache | None = None):
+def load_sam(options: SegmentOptions, runtime: RuntimeOptions, cache: ModelCache | None = None) -> tuple[Any, Any, str]:
     """``(model, processor, device)`` for ``options.model``, loaded once per process through the cache."""
     source = resolve_model_source(options.model, runtime.models_dir, runtime.offline, "segmentation model")
     device = resolve_device(runtime.device)

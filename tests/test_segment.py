@@ -89,6 +89,16 @@ def test_superpixels_merge_flat_regions_but_not_a_depth_step() -> None:
     assert labels[0, 0] != labels[0, -1]
 
 
+def test_superpixels_on_speckled_depth_stay_few() -> None:
+    # Per-pixel noise in depth (stereo, sensors) must not shatter the result into thousands of crumbs.
+    rng = np.random.default_rng(9)
+    rgb = textured((96, 128), 10)
+    depth = (2.0 + rng.random((96, 128))).astype(np.float32)
+    labels = segment_image(rgb, depth, SegmentOptions(model="none", superpixels=200), CPU)
+    assert_valid_label_map(labels, (96, 128), min_pixels=7)  # 0.0005 of the image, rounded up
+    assert labels.max() + 1 <= 200
+
+
 # --------------------------------------------------------------------------------------------------
 # Masks to labels, clean-up, NMS
 
