@@ -54,7 +54,10 @@ def _cg(values, known, domain, init, iterations):
         if rz <= 1e-20:
             break
         ap = apply(p)
-        alpha = rz / float(np.vdot(p, ap))
+        curvature = float(np.vdot(p, ap))
+        if not np.isfinite(curvature) or curvature <= 0.0:
+            break  # converged to float precision: a further step would divide by zero
+        alpha = rz / curvature
         x += alpha * p
         r -= alpha * ap
         z = r / diag

@@ -101,7 +101,10 @@ def _pcg(system: _System, x: np.ndarray, iterations: int, tolerance: float) -> t
     done = 0
     for done in range(1, iterations + 1):  # noqa: B007 - the count is returned
         ap = system.apply(p)
-        alpha = rz / float(np.vdot(p, ap))
+        curvature = float(np.vdot(p, ap))
+        if not np.isfinite(curvature) or curvature <= 0.0:
+            break  # converged to float precision: a further step would divide by zero
+        alpha = rz / curvature
         x += alpha * p
         r -= alpha * ap
         if np.linalg.norm(r) / b_norm < tolerance:

@@ -150,6 +150,10 @@ def inpaint_layers(
         layer_disparity = disparity
         if hole.any():
             layer_disparity = harmonic_extend(disparity, layer.mask, extent)
+            # The maximum principle keeps the fill within the layer's own range; guard float accidents.
+            bad = ~np.isfinite(layer_disparity) | (layer_disparity <= 0)
+            if bad.any():
+                layer_disparity = np.where(bad, np.median(disparity[layer.mask]), layer_disparity)
         layer_depth = np.where(extent, 1.0 / np.maximum(layer_disparity, 1e-9), 0.0).astype(np.float32)
         layer_rgb = np.where(hole[..., None], colour, rgb).astype(np.float32)
         fills.append(LayerFill(extent=extent, hole=hole, rgb=layer_rgb, depth=layer_depth))
