@@ -109,9 +109,7 @@ def main() -> int:
     for stage in STAGES:
         print(f"{stage:<11}" + "".join(f"{r['timings'].get(stage, 0.0):>10.3f}" for r in results))
     print("-" * len(header))
-    non_network = [
-        sum(v for k, v in r["timings"].items() if k not in NETWORK_STAGES or not _is_network(k, args)) for r in results
-    ]
+    non_network = [sum(v for k, v in r["timings"].items() if not _is_network(k, args)) for r in results]
     print(f"{'no-network':<11}" + "".join(f"{v:>10.3f}" for v in non_network))
     print(f"{'total':<11}" + "".join(f"{sum(r['timings'].values()):>10.3f}" for r in results))
     print(f"{'peak MB':<11}" + "".join(f"{r['peak_rss_mb']:>10.0f}" for r in results))
