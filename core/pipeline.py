@@ -13,7 +13,7 @@ import numpy as np
 from . import __version__
 from .contact_sheet import make_contact_sheet
 from .depth import DepthResult, estimate_depth, load_depth_file
-from .errors import InputError
+from .errors import InputError, ModelError
 from .geometry import LayerMesh, build_layer_mesh, build_mpi
 from .harmonize import harmonize_depth
 from .inpaint import LayerFill, inpaint_layers
@@ -24,6 +24,7 @@ from .options import PipelineOptions
 from .package import FORMAT_NAME, FORMAT_VERSION, save_mesh_file, update_manifest, write_package_atomically
 from .progress import Progress
 from .segment import segment_image
+from .segment_official import is_official_checkpoint
 from .textures import layer_rgba, write_png
 
 CONTACT_SHEET_NAME = "contact_sheet.png"
@@ -65,8 +66,12 @@ def check_models(options: PipelineOptions) -> None:
     resolve_device(runtime.device)
     if not options.depth.depth_file:
         resolve_model_source(options.depth.model, runtime.models_dir, runtime.offline, "depth")
-    if options.segment.model not in ("none", "superpixel"):
-        resolve_model_source(options.segment.model, runtime.models_dir, runtime.offline, "segmentation")
+    segment = options.segment.model
+    if is_official_checkpoint(segment):
+        if not os.path.isfile(segment):
+            raise ModelError(f"segment-anything checkpoint not found: {segment}")
+    elif segment.strip().lower() not in ("none", "superpixel"):
+        resolve_model_source(segment, runtime.models_dir, runtime.offline, "segmentation")
     if options.inpaint.method == "lama":
         resolve_weights_file(options.inpaint.lama_model, runtime.models_dir)
 

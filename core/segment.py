@@ -25,6 +25,7 @@ from .errors import InputError, ModelError
 from .models import ModelCache, resolve_device, resolve_model_source, shared_cache
 from .options import RuntimeOptions, SegmentOptions
 from .progress import Progress, null_progress
+from .segment_official import is_official_checkpoint, official_sam_masks
 
 if TYPE_CHECKING:  # torch loads lazily: importing core must not need it
     import torch
@@ -58,6 +59,11 @@ def segment_image(
         labels = superpixel_labels(rgb, depth, options.superpixels)
         progress.update(0.9, "cleaning regions")
         labels = clean_labels(labels, options.min_region_fraction)
+    elif is_official_checkpoint(options.model):
+        progress.update(0.05, "segment-anything masks")
+        masks, scores = official_sam_masks(rgb, options, runtime, cache)
+        progress.update(0.95, "building label map")
+        labels = masks_to_labels(masks, scores, options.min_region_fraction)
     else:
         masks, scores = sam_masks(rgb, options, runtime, progress, cache)
         progress.update(0.95, f"painting {len(masks)} masks")

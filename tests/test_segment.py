@@ -247,3 +247,20 @@ def test_folder_without_sam_weights_is_a_model_error(tmp_path) -> None:
     options = sam_options(str(tmp_path))
     with pytest.raises(ModelError, match="segmentation model"):
         sam_masks(textured((16, 16), 8), options, CPU, None, CountingCache())
+
+
+def test_official_checkpoint_needs_segment_anything(tmp_path):
+    from core.errors import ModelError
+    from core.options import RuntimeOptions, SegmentOptions
+    from core.segment import segment_image
+
+    rgb = np.zeros((32, 32, 3), np.float32)
+    depth = np.ones((32, 32), np.float32)
+    missing = SegmentOptions(model=str(tmp_path / "sam_vit_b_01ec64.pth"))
+    with pytest.raises(ModelError, match="checkpoint not found: .*sam_vit_b_01ec64.pth"):
+        segment_image(rgb, depth, missing, RuntimeOptions())
+    checkpoint = tmp_path / "sam_vit_b_01ec64.pth"
+    checkpoint.write_bytes(b"not really weights")
+    # torchvision does not import with this torch build, so neither does segment-anything.
+    with pytest.raises(ModelError, match="segment-anything package .* facebook/sam-vit-base"):
+        segment_image(rgb, depth, SegmentOptions(model=str(checkpoint)), RuntimeOptions())
