@@ -10,6 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .pcg import pcg
+
 _REGULARISATION = 1e-4
 """Keeps components with no known pixel solvable (they settle on their initial guess)."""
 
@@ -45,25 +47,7 @@ def _cg(values, known, domain, init, iterations):
         # x is zero outside the unknown pixels, so unmasked neighbour sums are exact.
         return mask * (diag * x - _shift_sum(x, scratch))
 
-    x = (mask * init[crop]).astype(np.float32)
-    r = b - apply(x)
-    z = r / diag
-    p = z.copy()
-    rz = float(np.vdot(r, z))
-    for _ in range(iterations):
-        if rz <= 1e-20:
-            break
-        ap = apply(p)
-        curvature = float(np.vdot(p, ap))
-        if not np.isfinite(curvature) or curvature <= 0.0:
-            break  # converged to float precision: a further step would divide by zero
-        alpha = rz / curvature
-        x += alpha * p
-        r -= alpha * ap
-        z = r / diag
-        rz_new = float(np.vdot(r, z))
-        p = z + (rz_new / rz) * p
-        rz = rz_new
+    x, _, _ = pcg(apply, b, diag, (mask * init[crop]).astype(np.float32), iterations)
     out = values.astype(np.float32).copy()
     out[crop] = np.where(unknown_c, x, out[crop])
     return out

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from .options import HarmonizeOptions
+from .pcg import pcg
 from .progress import Progress
 
 EDGE_BAND_FRACTION = 0.008
@@ -92,30 +93,6 @@ class _System:
         return out
 
 
-def _pcg(system: _System, x: np.ndarray, iterations: int, tolerance: float) -> tuple[np.ndarray, int, float]:
-    b_norm = float(np.linalg.norm(system.b)) or 1.0
-    r = system.b - system.apply(x)
-    z = r / system.diag
-    p = z.copy()
-    rz = float(np.vdot(r, z))
-    done = 0
-    for done in range(1, iterations + 1):  # noqa: B007 - the count is returned
-        ap = system.apply(p)
-        curvature = float(np.vdot(p, ap))
-        if not np.isfinite(curvature) or curvature <= 0.0:
-            break  # converged to float precision: a further step would divide by zero
-        alpha = rz / curvature
-        x += alpha * p
-        r -= alpha * ap
-        if np.linalg.norm(r) / b_norm < tolerance:
-            break
-        z = r / system.diag
-        rz_new = float(np.vdot(r, z))
-        p = z + (rz_new / rz) * p
-        rz = rz_new
-    return x, done, float(np.linalg.norm(r) / b_norm)
-
-
 def _solve(d0: np.ndarray, labels: np.ndarray, options: HarmonizeOptions, medians: np.ndarray, level: int):
     h, w = d0.shape
     system = _System(d0, labels, options, medians)
@@ -129,7 +106,7 @@ def _solve(d0: np.ndarray, labels: np.ndarray, options: HarmonizeOptions, median
         x = d0 + cv2.resize(x_c - d0_c, (w, h), interpolation=cv2.INTER_LINEAR)
         x = x.astype(np.float32)
     iterations = options.iterations if level == _levels(d0.shape) else max(options.iterations, 60)
-    return _pcg(system, x, iterations, options.tolerance)
+    return pcg(system.apply, system.b, system.diag, x, iterations, options.tolerance)
 
 
 def _levels(shape: tuple[int, int]) -> int:
