@@ -133,6 +133,11 @@ def _layer_entry(index: int, layer: Layer, fill: LayerFill) -> dict[str, Any]:
     }
 
 
+def _absolute_if_file(source: str, options: PipelineOptions) -> str:
+    """A depth file is recorded by absolute path, so the manifest still names it from elsewhere."""
+    return str(Path(source).absolute()) if options.depth.depth_file else source
+
+
 def _models_used(options: PipelineOptions, depth: DepthResult) -> dict[str, str]:
     segment = options.segment.model
     return {
@@ -209,7 +214,7 @@ def write_scene_package(
                 "y up, camera looking down -z (Blender)",
                 "units": scene.depth.units,
                 "kind": scene.depth.kind,
-                "source": scene.depth.source,
+                "source": _absolute_if_file(scene.depth.source, options),
                 "scale": 1.0,
                 "min": float(all_depths.min()),
                 "max": float(all_depths.max()),
