@@ -270,15 +270,20 @@ def _as_hwc(array: np.ndarray) -> np.ndarray:
     return array[:, :, None] if array.ndim == 2 else array
 
 
-def _cv2_decode(data: bytes, path: str) -> np.ndarray:
-    """Decode with OpenCV, unchanged depth and channels, as (H, W, C) float32 0..1 in RGB(A) order."""
+def _imdecode(data: bytes, path: str, what: str) -> np.ndarray:
+    """OpenCV decode with unchanged depth and channels; corrupt data is an InputError naming the file."""
     try:
         array = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:
-        raise _fail(path, f"image data is truncated or corrupt ({exc})") from exc
+        raise _fail(path, f"{what} is truncated or corrupt ({exc})") from exc
     if array is None:
-        raise _fail(path, "image data is truncated or corrupt (OpenCV could not decode it)")
-    array = _as_hwc(array)
+        raise _fail(path, f"{what} is truncated or corrupt (OpenCV could not decode it)")
+    return array
+
+
+def _cv2_decode(data: bytes, path: str) -> np.ndarray:
+    """Decode with OpenCV, unchanged depth and channels, as (H, W, C) float32 0..1 in RGB(A) order."""
+    array = _as_hwc(_imdecode(data, path, "image data"))
     if array.shape[2] == 3:
         array = array[:, :, ::-1]
     elif array.shape[2] == 4:
@@ -354,13 +359,7 @@ def _exr_size(data: bytes, path: str) -> tuple[int, int]:
 def _decode_exr(data: bytes, path: str, options: LoadOptions) -> _Decoded:
     width, height = _exr_size(data, path)
     _check_dimensions(path, width, height, options)
-    try:
-        array = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    except cv2.error as exc:
-        raise _fail(path, f"OpenEXR cannot be decoded ({exc})") from exc
-    if array is None:
-        raise _fail(path, "OpenEXR data is truncated or corrupt (OpenCV could not decode it)")
-    array = _as_hwc(array.astype(np.float32))
+    array = _as_hwc(_imdecode(data, path, "OpenEXR data").astype(np.float32))
     if array.shape[2] == 3:
         array = array[:, :, ::-1]
     elif array.shape[2] == 4:
