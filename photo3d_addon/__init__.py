@@ -1,4 +1,4 @@
-"""Blender side of Photo3D: preferences now; the import operator, worker client and scene builder follow.
+"""Blender side of Photo3D: preferences, the "Image to 3D Layers" operator, the worker client and the scene.
 
 Never imports torch: the pipeline runs out of process (``python -m core worker``) and Blender only reads
 the layer package it writes.
@@ -8,16 +8,23 @@ from __future__ import annotations
 
 import bpy
 
-from .preferences import Photo3DPreferences
+from . import operators, preferences
+from .worker_client import stop_shared_worker
 
-_classes = (Photo3DPreferences,)
+_classes = (*preferences.classes, *operators.classes)
 
 
 def register() -> None:
     for cls in _classes:
         bpy.utils.register_class(cls)
+    for menu, entry in operators.MENUS:
+        menu.append(entry)
 
 
 def unregister() -> None:
+    # Only the add-on's own code goes: everything it built in the scene stays, and renders without it.
+    stop_shared_worker()
+    for menu, entry in operators.MENUS:
+        menu.remove(entry)
     for cls in reversed(_classes):
         bpy.utils.unregister_class(cls)

@@ -26,7 +26,7 @@ if [[ -z "$python_bin" ]]; then
 fi
 
 stamp=".venv/.photo3d-setup"
-want="$group $("$python_bin" --version 2>&1) $(cat requirements/*.txt | sha256sum | cut -c1-16)"
+want="$group $("$python_bin" --version 2>&1) $(cat requirements/*.txt core/requirements.txt | sha256sum | cut -c1-16)"
 if [[ -f "$stamp" ]] && grep -qxF "$want" "$stamp" && [[ -x .venv/bin/python ]]; then
     echo "setup: .venv is up to date ($group)"
     exit 0
