@@ -82,16 +82,19 @@ def build_layer_mesh(mask: np.ndarray, depth: np.ndarray, camera: Camera, max_tr
     crop = np.zeros((y1 - y0 + 2, x1 - x0 + 2), bool)
     crop[1:-1, 1:-1] = mask[y0:y1, x0:x1]
     ox, oy = x0 - 1, y0 - 1  # crop coordinates + (ox, oy) = image coordinates
+    given = crop.copy()
     crop = _clean_mask(crop)
     if not crop.any():
         return empty_mesh()
 
     depth_crop = np.zeros(crop.shape, np.float64)
     depth_crop[1:-1, 1:-1] = np.asarray(depth, np.float64)[y0:y1, x0:x1]
-    on_mask = depth_crop[crop]
+    # Cleaning may close pinholes the depth map knows nothing about: they take their nearest neighbour's depth.
+    known = crop & given
+    on_mask = depth_crop[known]
     if not np.all(np.isfinite(on_mask) & (on_mask > 0)):
         raise InputError("layer depth must be finite and positive wherever the layer's mask is set")
-    filled = _fill_from_nearest(depth_crop, crop)
+    filled = _fill_from_nearest(depth_crop, known)
     inside_dist = cv2.distanceTransform(crop.astype(np.uint8), cv2.DIST_L2, 3)
     density = _point_density(filled, inside_dist)
 
@@ -460,6 +463,14 @@ def build_mpi(layers_rgba: list[np.ndarray], layers_depth: list[np.ndarray], n_p
         out_a = a + below[:, 3:] * (1.0 - a)
         out_rgb = (np.asarray(rgba, np.float32)[ys, xs, :3] * a + below[:, :3] * below[:, 3:] * (1.0 - a)) / out_a
         planes[k, ys, xs] = np.concatenate([out_rgb, out_a], axis=1)
+        # Back each opaque pixel with a copy on the plane just behind. A sloped surface is cut into bands on
+        # neighbouring planes; filtered (a smaller render, mipmaps) the two half-covered band edges would
+        # composite to less than full coverage and let the background bleed through as dark stripes. The copy
+        # is hidden wherever the band itself is opaque, so full-resolution compositing is unchanged.
+        solid = (alpha[ys, xs] >= 1.0) & (k > 0)
+        behind = k[solid] - 1
+        planes[behind, ys[solid], xs[solid], :3] = np.asarray(rgba, np.float32)[ys[solid], xs[solid], :3]
+        planes[behind, ys[solid], xs[solid], 3] = 1.0
     # The planes are views of one array, not copies of it.
     return [MpiPlane(planes[k], float(depths[k])) for k in range(n_planes)]
 

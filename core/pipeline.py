@@ -25,7 +25,7 @@ from .package import FORMAT_NAME, FORMAT_VERSION, save_mesh_file, update_manifes
 from .progress import Progress
 from .segment import segment_image
 from .segment_official import is_official_checkpoint
-from .textures import layer_rgba, write_png
+from .textures import bleed_colour, layer_rgba, write_png
 
 CONTACT_SHEET_NAME = "contact_sheet.png"
 
@@ -176,7 +176,7 @@ def write_scene_package(
             planes = [plane for plane in scene.mpi if (plane.rgba[..., 3] > 0.5 / 255).any()]
             for i, plane in enumerate(planes):
                 progress.update(i / len(planes), f"plane {i + 1}/{len(planes)}")
-                rgba = np.clip(plane.rgba * 255.0 + 0.5, 0, 255).astype(np.uint8)
+                rgba = bleed_colour(np.clip(plane.rgba * 255.0 + 0.5, 0, 255).astype(np.uint8))
                 entry = {
                     "index": i,
                     "name": f"plane_{i:02d}",

@@ -38,6 +38,21 @@ def layer_rgba(photo: np.ndarray, photo_alpha: np.ndarray | None, observed: np.n
     return rgba
 
 
+def bleed_colour(rgba: np.ndarray) -> np.ndarray:
+    """Copy the nearest visible colour into fully transparent texels (uint8 RGBA, in place and returned).
+
+    Compositing ignores them, but texture filtering does not: mipmaps and bilinear taps that mix a visible
+    texel with a black transparent one darken the edge, which shows as dark seams between MPI bands.
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    clear = rgba[..., 3] == 0
+    if clear.any() and not clear.all():
+        _, (rows, cols) = distance_transform_edt(clear, return_indices=True)
+        rgba[..., :3] = rgba[rows, cols, :3]
+    return rgba
+
+
 def write_png(path, rgba: np.ndarray) -> None:
     """Write an RGBA or RGB uint8 PNG quickly: run-length strategy, about twice as fast as deflate level 1."""
     code = cv2.COLOR_RGBA2BGRA if rgba.shape[2] == 4 else cv2.COLOR_RGB2BGR

@@ -132,6 +132,7 @@ def _layer_object(
     mesh.materials.append(photo_material(f"Photo3D {label}", image, opaque=opaque))
     obj = bpy.data.objects.new(label, mesh)
     obj.visible_shadow = False  # a cut-out of the photo already carries its shadows
+    obj["photo3d_name"] = label
     obj["photo3d_layer"] = int(layer["index"])
     if "plane_depth" in layer:
         obj["photo3d_plane_depth"] = float(layer["plane_depth"])
@@ -190,6 +191,26 @@ def _set_properties(collection: bpy.types.Collection, package: LayerPackage) -> 
     collection["photo3d_options"] = json.dumps(manifest.get("options") or {}, sort_keys=True)
 
 
+def _intended_names(collection: bpy.types.Collection, stem: str) -> list[tuple[Any, str]]:
+    """Each block of a new import with the name it would have had alone in the file."""
+    names: list[tuple[Any, str]] = [(collection, f"Photo3D {stem}")]
+    for obj in collection.objects:
+        if obj.type == "EMPTY":
+            names.append((obj, f"Photo3D {stem}"))
+        elif obj.type == "CAMERA":
+            names += [(obj, f"{stem} camera"), (obj.data, f"{stem} camera")]
+        else:
+            layer = next(entry for entry in obj.data.materials[0].node_tree.nodes if entry.type == "TEX_IMAGE")
+            label = obj.get("photo3d_name", obj.name)
+            names += [
+                (obj, label),
+                (obj.data, label),
+                (layer.image, label),
+                (obj.data.materials[0], f"Photo3D {label}"),
+            ]
+    return names
+
+
 def build_scene(
     package: LayerPackage, scene: bpy.types.Scene, settings: BuildSettings | None = None
 ) -> bpy.types.Collection:
@@ -223,9 +244,11 @@ def build_scene(
         remove_photo_collection(collection)
         raise
     if previous is not None:
+        # Built beside the old import, the new blocks got ".001" names; take the plain names back.
+        intended = _intended_names(collection, stem)
         remove_photo_collection(previous)
-        collection.name = f"Photo3D {stem}"  # take the plain name back from the removed collection
-        root.name = f"Photo3D {stem}"
+        for block, name in intended:
+            block.name = name
 
     if settings.set_active_camera:
         scene.camera = camera

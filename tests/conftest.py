@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -39,3 +41,30 @@ def models_dir(tmp_path_factory) -> Path:
     make_tiny_sam(folder / DEFAULT_SAM_MODEL.replace("/", "--"))
     make_tiny_lama(folder / "big-lama.pt")
     return folder
+
+
+# Blender's user folder (extensions, preferences) for the whole run: set before anything imports bpy, so
+# installing the extension never touches the real ~/.config/blender.
+os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="photo3d-blender-user-"))
+
+
+@pytest.fixture(scope="session")
+def photo3d_extension(tmp_path_factory):
+    """The extension built into a zip, installed and enabled through Blender's extension machinery.
+
+    Its worker runs with this test run's Python, which has the worker's packages.
+    """
+    pytest.importorskip("bpy", reason="the Blender tier needs the bpy wheel (scripts/setup.sh installs it)")
+    import bpy
+
+    from tests.blender_support import EXTENSION, build_zip, install_extension
+
+    zip_path = build_zip(tmp_path_factory.mktemp("dist"))
+    module = install_extension(zip_path)
+    prefs = bpy.context.preferences.addons[EXTENSION].preferences
+    prefs.worker_python = sys.executable
+    prefs.packages_dir = str(tmp_path_factory.mktemp("packages"))
+    yield module
+    from tests.blender_support import addon_module
+
+    addon_module("photo3d_addon.worker_client").stop_shared_worker()

@@ -120,6 +120,16 @@ def test_fronto_parallel_plane():
     assert len(mesh.faces) < 100
 
 
+def test_pinhole_closed_by_cleaning_takes_its_neighbours_depth():
+    """A 1-px hole in the mask is closed; the depth map has nothing there (0), the mesh must still build."""
+    mask = np.zeros((H, W), bool)
+    mask[30:80, 40:110] = True
+    mask[50, 70] = False
+    depth = np.where(mask, 3.0, 0.0).astype(np.float32)
+    mesh = build_layer_mesh(mask, depth, CAMERA)
+    assert np.all(mesh.vertices[:, 2] == np.float32(-3.0))
+
+
 def test_annulus_keeps_its_hole():
     yy, xx = np.mgrid[0:H, 0:W] + 0.5
     r = np.hypot(xx - 80, yy - 60)
@@ -287,10 +297,26 @@ def test_mpi_assigns_nearest_plane():
     depth = [np.array([[1.0, 2.0], [4.0, 1.9]], np.float32)]
     planes = build_mpi(rgba, depth, 4)  # disparities 0.25, 0.5, 0.75, 1.0
     alpha = np.stack([p.rgba[..., 3] for p in planes])
-    assert alpha[:, 0, 0].tolist() == [0, 0, 0, 1]
-    assert alpha[:, 0, 1].tolist() == [0, 1, 0, 0]
+    # Each opaque pixel sits on its nearest plane and is backed by a copy on the plane just behind it.
+    assert alpha[:, 0, 0].tolist() == [0, 0, 1, 1]
+    assert alpha[:, 0, 1].tolist() == [1, 1, 0, 0]
     assert alpha[:, 1, 0].tolist() == [1, 0, 0, 0]
-    assert alpha[:, 1, 1].tolist() == [0, 1, 0, 0]
+    assert alpha[:, 1, 1].tolist() == [1, 1, 0, 0]
+
+
+def test_mpi_backing_keeps_filtered_bands_opaque():
+    """A slope cut into bands: averaged over 2x2 pixels (a smaller render), the planes still cover fully."""
+    rgba = [np.ones((4, 8, 4), np.float32)]
+    depth = [np.repeat(np.linspace(1.0, 4.0, 8, dtype=np.float32)[None, :], 4, axis=0)]
+    planes = build_mpi(rgba, depth, 4)
+    # GPUs filter premultiplied colour; pool that, then go back to straight alpha for compositing.
+    pooled = []
+    for plane in planes:
+        premultiplied = np.concatenate([plane.rgba[..., :3] * plane.rgba[..., 3:], plane.rgba[..., 3:]], -1)
+        mean = premultiplied.reshape(2, 2, 4, 2, 4).mean(axis=(1, 3))
+        alpha = mean[..., 3:]
+        pooled.append(np.concatenate([mean[..., :3] / np.maximum(alpha, 1e-9), alpha], -1))
+    np.testing.assert_allclose(composite_back_to_front(pooled), 1.0, atol=1e-6)
 
 
 def test_composite_back_to_front_over():
