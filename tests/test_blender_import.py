@@ -283,3 +283,21 @@ def test_disabling_the_addon_leaves_the_scene_intact(clean_scene, motorcycle, tm
         bpy.ops.preferences.addon_enable(module=EXTENSION)
         prefs = bpy.context.preferences.addons[EXTENSION].preferences
         prefs.worker_python, prefs.packages_dir = saved
+
+
+def test_undo_removes_an_import_and_redo_brings_it_back(clean_scene, motorcycle):
+    image, depth = motorcycle
+    bpy.ops.ed.undo_push(message="before the import")
+    before = _scene_snapshot()
+    # Called as the UI calls it: exec context and an undo step for the operator.
+    result = bpy.ops.photo3d.import_image(
+        "EXEC_DEFAULT", True, filepath=str(image), depth_source="FILE", depth_file=str(depth),
+        segmentation=False, quality="DRAFT",
+    )  # fmt: skip
+    assert result == {"FINISHED"}
+    after = _scene_snapshot()
+    assert after != before
+    bpy.ops.ed.undo()
+    assert _scene_snapshot()[0] == before[0] and not _photo_collections(bpy.context.scene)
+    bpy.ops.ed.redo()
+    assert _scene_snapshot()[0] == after[0] and len(_photo_collections(bpy.context.scene)) == 1
