@@ -116,7 +116,7 @@ class PHOTO3D_OT_import_image(bpy.types.Operator):
         self._built = []
         if bpy.app.background or context.window is None:
             return self._run_blocking(context)
-        if not self._start_next():
+        if not self._start_next_reporting():
             return self._finished(context)
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.1, window=context.window)
@@ -139,7 +139,7 @@ class PHOTO3D_OT_import_image(bpy.types.Operator):
         if not state.finished:
             return {"PASS_THROUGH"}
         self._take_result(context, state)
-        if self._start_next():
+        if self._start_next_reporting():
             return {"PASS_THROUGH"}
         self._end_ui(context)
         return self._finished(context)
@@ -182,6 +182,15 @@ class PHOTO3D_OT_import_image(bpy.types.Operator):
         self._job.start()
         return True
 
+    def _start_next_reporting(self) -> bool:
+        """``_start_next``, with a worker that cannot start reported instead of raised (photos left are skipped)."""
+        try:
+            return self._start_next()
+        except WorkerError as exc:
+            self.report({"ERROR"}, f"Photo3D: {exc}")
+            self._images = []
+            return False
+
     def _take_result(self, context, state: JobState) -> None:
         if state.status != "done":
             self.report({"ERROR"}, f"Photo3D: {Path(self._job.request['image']).name}: {state.describe_error()}")
@@ -205,7 +214,7 @@ class PHOTO3D_OT_import_image(bpy.types.Operator):
                 print(line, flush=True)
                 last[0] = line
 
-        while self._start_next():
+        while self._start_next_reporting():
             try:
                 state = self._job.wait(on_progress=show)
             except KeyboardInterrupt:
