@@ -17,7 +17,7 @@ import bpy
 import numpy as np
 
 from ..core.package import LayerPackage
-from .camera_math import EXIF_DISPLAY, camera_settings, plane_corners
+from .camera_math import EXIF_DISPLAY, camera_settings, layer_origins, plane_corners
 from .materials import photo_material
 
 SOURCE_KEY = "photo3d_source"
@@ -105,18 +105,9 @@ def _mesh_from_arrays(name: str, vertices: np.ndarray, uvs: np.ndarray, faces: n
     return mesh
 
 
-def _centred(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Vertices relative to their centroid, and the centroid.
-
-    Eevee sorts blended surfaces by object origin, so each layer's origin must sit inside the layer.
-    """
-    centre = vertices.mean(axis=0) if len(vertices) else np.zeros(3, np.float32)
-    return vertices - centre, centre
-
-
 def _layer_object(
-    package: LayerPackage, layer: dict[str, Any], stem: str, opaque: bool
-) -> tuple[bpy.types.Object, np.ndarray]:
+    package: LayerPackage, layer: dict[str, Any], stem: str, opaque: bool, origin: tuple[float, float, float]
+) -> bpy.types.Object:
     label = f"{stem} {layer['name']}"
     if package.representation == "mpi":
         corners = np.asarray(plane_corners(package.manifest["camera"], float(layer["plane_depth"])), np.float32)
@@ -126,8 +117,7 @@ def _layer_object(
     else:
         arrays = package.load_mesh(layer)
         vertices, uvs, faces = arrays["vertices"], arrays["uvs"], arrays["faces"]
-    local, centre = _centred(vertices)
-    mesh = _mesh_from_arrays(label, local, uvs, faces)
+    mesh = _mesh_from_arrays(label, vertices - np.asarray(origin, np.float32), uvs, faces)
     image = _load_image(package.path_of(layer["texture"]), label)
     mesh.materials.append(photo_material(f"Photo3D {label}", image, opaque=opaque))
     obj = bpy.data.objects.new(label, mesh)
@@ -138,7 +128,8 @@ def _layer_object(
         obj["photo3d_plane_depth"] = float(layer["plane_depth"])
     else:
         obj["photo3d_depth_range"] = [float(v) for v in layer["depth_range"]]
-    return obj, centre
+    obj.location = origin
+    return obj
 
 
 def _camera_object(package: LayerPackage, stem: str) -> bpy.types.Object:
@@ -234,11 +225,12 @@ def build_scene(
         collection.objects.link(camera)
         camera.parent = root
         layers = package.layers
-        for position, layer in enumerate(layers):
-            obj, centre = _layer_object(package, layer, stem, opaque=position == 0)
+        # Only a mesh package's backmost layer is opaque everywhere; MPI planes all have holes.
+        backdrop = package.representation == "mesh"
+        for position, (layer, origin) in enumerate(zip(layers, layer_origins(layers), strict=True)):
+            obj = _layer_object(package, layer, stem, opaque=backdrop and position == 0, origin=origin)
             collection.objects.link(obj)
             obj.parent = root
-            obj.location = tuple(float(v) for v in centre)
         _set_properties(collection, package)
     except Exception:
         remove_photo_collection(collection)

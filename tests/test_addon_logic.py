@@ -232,3 +232,18 @@ def test_blender_camera_projects_like_the_photo_camera(mods, width, height, cx, 
     finally:
         bpy.data.objects.remove(obj)
         bpy.data.cameras.remove(data)
+
+
+def test_layer_origins_sort_like_the_layers(mods):
+    """Eevee sorts blended layers by origin distance: origins on the axis, strictly nearer front to back."""
+    layers = [
+        {"median_depth": 9.0, "depth_range": [8.0, 10.0]},
+        {"median_depth": 4.0, "depth_range": [3.0, 9.5]},
+        {"median_depth": 4.0, "depth_range": [3.5, 4.5]},  # a tie must still be ordered
+        {"plane_depth": 2.0, "depth_range": [2.0, 2.0]},
+    ]
+    origins = mods["camera_math"].layer_origins(layers)
+    assert all(x == 0.0 and y == 0.0 for x, y, _ in origins)
+    distances = [-z for _, _, z in origins]
+    assert distances[0] == 9.0 and distances[1] == 4.0 and distances[3] == 2.0
+    assert all(a > b for a, b in zip(distances, distances[1:], strict=False))

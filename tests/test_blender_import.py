@@ -128,6 +128,7 @@ def test_import_builds_scene_that_renders_the_photo(clean_scene, motorcycle, tmp
 
     layers = [o for o in collection.objects if "photo3d_layer" in o]
     assert 2 <= len(layers) == len(manifest["layers"])
+    camera_position = clean_scene.camera.matrix_world.translation
     (root,) = [o for o in collection.objects if o.type == "EMPTY"]
     assert all(o.parent == root for o in collection.objects if o is not root)
     for obj, entry in zip(sorted(layers, key=lambda o: o["photo3d_layer"]), manifest["layers"], strict=True):
@@ -140,6 +141,10 @@ def test_import_builds_scene_that_renders_the_photo(clean_scene, motorcycle, tmp
         assert texture.image.alpha_mode == "STRAIGHT"
         assert Path(texture.image.filepath) == package / entry["texture"]
         assert not obj.visible_shadow
+    # Blended layers draw in the order of their origins' distance to the camera: back to front.
+    ordered = sorted(layers, key=lambda o: o["photo3d_layer"])
+    distances = [(o.matrix_world.translation - camera_position).length for o in ordered]
+    assert distances == sorted(distances, reverse=True) and len(set(distances)) == len(distances)
 
     camera = clean_scene.camera
     assert camera is not None and camera.parent == root
