@@ -68,7 +68,7 @@ class SegmentOptions:
     nms_iou_threshold: float = 0.70
     min_region_fraction: float = 0.0005
     """Regions smaller than this share of the image are merged into a neighbour."""
-    superpixels: int = 400
+    superpixels: int = 1000
     """Number of superpixels in the fallback."""
 
 
@@ -83,14 +83,19 @@ class HarmonizeOptions:
     tolerance: float = 5e-4
     grid_downsample: int = 2
     """Solve on a grid this many times coarser, then slice back to full working resolution."""
+    trust_depth_file: bool = True
+    """A depth map the user supplies is usually sharp and metric: harmonize then only nudges it (data weights
+    at least 4 inside masks and 2 at their edges, boundary weight at most 0.5). On Motorcycle and Cones with
+    ground-truth depth the default weights moved exact disparities by 0.3-0.7 px and cost 1.7 dB in novel
+    views."""
 
 
 @dataclass
 class LayerOptions:
-    max_layers: int = 4
-    overlap_factor: float = 2.0
+    max_layers: int = 8
+    overlap_factor: float = 1.0
     """Masks may share a layer when their median disparities are within this many robust sigmas..."""
-    min_gap: float = 0.08
+    min_gap: float = 0.02
     """...or closer than this share of the scene's disparity range."""
     feather_px: float = 1.0
     """Width of the anti-aliased alpha edge, in source pixels."""

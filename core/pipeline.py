@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from .inpaint import LayerFill, inpaint_layers
 from .layers import Layer, build_layers
 from .load import LoadedImage, load_image
 from .models import ModelCache, resolve_device, resolve_model_source, resolve_weights_file
-from .options import PipelineOptions
+from .options import HarmonizeOptions, PipelineOptions
 from .package import FORMAT_NAME, FORMAT_VERSION, save_mesh_file, update_manifest, write_package_atomically
 from .progress import Progress
 from .segment import segment_image
@@ -60,6 +61,19 @@ def _depth_stage(loaded: LoadedImage, options: PipelineOptions, progress: Progre
     return estimate_depth(loaded.work_rgb, options.depth, options.runtime, progress, cache)
 
 
+def _harmonize_options(options: PipelineOptions) -> HarmonizeOptions:
+    """The harmonize weights for this depth source: a supplied depth file is trusted (see the option)."""
+    settings = options.harmonize
+    if options.depth.depth_file and settings.trust_depth_file:
+        return dataclasses.replace(
+            settings,
+            data_weight_interior=max(settings.data_weight_interior, 4.0),
+            data_weight_edge=max(settings.data_weight_edge, 2.0),
+            boundary_weight=min(settings.boundary_weight, 0.5),
+        )
+    return settings
+
+
 def check_models(options: PipelineOptions) -> None:
     """Resolve every model the options need before any work, so missing weights fail fast."""
     runtime = options.runtime
@@ -95,7 +109,7 @@ def compute_layers(
     with progress.stage("segment"):
         labels = segment_image(loaded.work_rgb, depth.depth, options.segment, options.runtime, progress, cache)
     with progress.stage("harmonize"):
-        harmonized, solver = harmonize_depth(depth.depth, labels, options.harmonize, progress)
+        harmonized, solver = harmonize_depth(depth.depth, labels, _harmonize_options(options), progress)
     with progress.stage("layers"):
         layers = build_layers(harmonized, labels, options.layers)
     with progress.stage("inpaint"):

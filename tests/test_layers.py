@@ -18,7 +18,8 @@ def _scene():
 
 def test_masks_at_similar_depth_share_a_layer_back_to_front():
     labels, depth = _scene()
-    layers = build_layers(depth, labels, LayerOptions())
+    # A coarse policy (the default is finer: min_gap 0.02 keeps the 2.0 m and 2.05 m masks apart).
+    layers = build_layers(depth, labels, LayerOptions(overlap_factor=2.0, min_gap=0.08))
     assert [sorted(layer.labels) for layer in layers] == [[0, 3], [1, 2]]
     assert [layer.index for layer in layers] == [0, 1]
     assert layers[0].median_depth == 10.0

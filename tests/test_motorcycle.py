@@ -52,7 +52,7 @@ def test_motorcycle_layers(motorcycle, tmp_path, representation):
     layers = package.layers
     total = left.shape[0] * left.shape[1]
     if representation == "mesh":
-        assert 2 <= len(layers) <= 4
+        assert 2 <= len(layers) <= PipelineOptions().layers.max_layers
         medians = [layer["median_depth"] for layer in layers]
         assert medians == sorted(medians, reverse=True)  # back to front
         for layer in layers:

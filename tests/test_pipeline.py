@@ -107,3 +107,16 @@ def test_cancel_leaves_no_package(square, tmp_path):
     with pytest.raises(Cancelled):
         convert_image(image, tmp_path / "out", _options(depth), Progress(cancel_at_inpaint, token))
     assert list(tmp_path.iterdir()) == [tmp_path / "input"]
+
+
+def test_a_supplied_depth_file_is_only_nudged_by_harmonize():
+    from core.options import PipelineOptions
+    from core.pipeline import _harmonize_options
+
+    model = PipelineOptions()
+    assert _harmonize_options(model) == model.harmonize  # model depth: full snapping to masks
+    supplied = PipelineOptions.from_dict({"depth": {"depth_file": "d.npy"}})
+    trusted = _harmonize_options(supplied)
+    assert (trusted.data_weight_interior, trusted.data_weight_edge, trusted.boundary_weight) == (4.0, 2.0, 0.5)
+    untrusted = PipelineOptions.from_dict({"depth": {"depth_file": "d.npy"}, "harmonize": {"trust_depth_file": False}})
+    assert _harmonize_options(untrusted) == untrusted.harmonize
