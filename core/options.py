@@ -92,7 +92,7 @@ class HarmonizeOptions:
 
 @dataclass
 class LayerOptions:
-    max_layers: int = 8
+    max_layers: int = 5
     overlap_factor: float = 1.0
     """Masks may share a layer when their median disparities are within this many robust sigmas..."""
     min_gap: float = 0.02

@@ -18,7 +18,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".exr", "
 @dataclass
 class ImportChoices:
     representation: str = "MESH"
-    layers: int = 8
+    layers: int = 5
     quality: str = "STANDARD"
     depth_source: str = "MODEL"
     """``MODEL`` (the depth network) or ``FILE`` (``depth_file``)."""

@@ -51,7 +51,7 @@ class PHOTO3D_OT_import_image(bpy.types.Operator):
     filter_image: bpy.props.BoolProperty(default=True, options={"HIDDEN"})
 
     representation: bpy.props.EnumProperty(name="Representation", items=REPRESENTATION_ITEMS)
-    layers: bpy.props.IntProperty(name="Layers", description="Most depth layers", default=8, min=1, max=16)
+    layers: bpy.props.IntProperty(name="Layers", description="Most depth layers", default=5, min=1, max=16)
     quality: bpy.props.EnumProperty(name="Quality", items=QUALITY_ITEMS, default="STANDARD")
     depth_source: bpy.props.EnumProperty(
         name="Depth",

@@ -151,7 +151,7 @@ class Photo3DPreferences(bpy.types.AddonPreferences):
         default=False,
     )
     default_representation: bpy.props.EnumProperty(name="Representation", items=REPRESENTATION_ITEMS)
-    default_layers: bpy.props.IntProperty(name="Layers", default=8, min=1, max=16)
+    default_layers: bpy.props.IntProperty(name="Layers", default=5, min=1, max=16)
     default_quality: bpy.props.EnumProperty(name="Quality", items=QUALITY_ITEMS, default="STANDARD")
     default_inpaint: bpy.props.EnumProperty(name="Inpainting", items=INPAINT_ITEMS, default="TELEA")
     default_segmentation: bpy.props.BoolProperty(name="Segmentation (SAM)", default=True)

@@ -780,10 +780,16 @@ def bench_pair(pair: StereoPair, methods: list[Method], args: argparse.Namespace
 def layered_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """Options of the layered method: the ``--layers/--band/--triangles/--representation`` flags, then ``--set``."""
     options: dict[str, dict[str, Any]] = {
-        "layers": {"max_layers": args.layers},
-        "inpaint": {"band_fraction": args.band},
-        "geometry": {"representation": args.representation, "max_triangles": args.triangles},
+        "layers": {},
+        "inpaint": {},
+        "geometry": {"representation": args.representation},
     }
+    if args.layers is not None:
+        options["layers"]["max_layers"] = args.layers
+    if args.band is not None:
+        options["inpaint"]["band_fraction"] = args.band
+    if args.triangles is not None:
+        options["geometry"]["max_triangles"] = args.triangles
     for text in args.set:
         options = merge_options(options, parse_assignments(text))
     return options
@@ -826,9 +832,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, help="write the report here")
     parser.add_argument("--png", type=Path, help="write the side-by-side picture here (one row per pair)")
-    parser.add_argument("--layers", type=int, default=4, help="layers.max_layers of the layered method")
-    parser.add_argument("--band", type=float, default=0.08, help="inpaint.band_fraction")
-    parser.add_argument("--triangles", type=int, default=10_000, help="geometry.max_triangles per layer")
+    # Unset flags keep the pipeline's own defaults, so the benchmark measures what users get.
+    parser.add_argument("--layers", type=int, help="layers.max_layers of the layered method")
+    parser.add_argument("--band", type=float, help="inpaint.band_fraction")
+    parser.add_argument("--triangles", type=int, help="geometry.max_triangles per layer")
     parser.add_argument("--representation", default="mesh", choices=["mesh", "mpi"])
     parser.add_argument("--methods", default="layers,stretched_mesh", help="comma list of layers, stretched_mesh, mpi")
     parser.add_argument(
