@@ -74,7 +74,7 @@ class PHOTO3D_OT_import_image(bpy.types.Operator):
     inpaint: bpy.props.EnumProperty(name="Inpainting", items=INPAINT_ITEMS, default="TELEA")
 
     _timer = None
-    _job: ImportJob | None = None
+    _job = None  # the ImportJob in flight (a plain attribute: annotations here would be read as properties)
 
     # -- entry points -----------------------------------------------------------------------------------
     def invoke(self, context, event):
