@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import cv2
@@ -56,7 +57,7 @@ def segment_image(
     _check_inputs(rgb, depth)
     if options.model.strip().lower() in FALLBACK_MODELS:
         progress.update(0.05, "superpixels")
-        labels = superpixel_labels(rgb, depth, options.superpixels)
+        labels = superpixel_labels(rgb, depth, options.superpixels, check=progress.check)
         progress.update(0.9, "cleaning regions")
         labels = clean_labels(labels, options.min_region_fraction)
     elif is_official_checkpoint(options.model):
@@ -170,6 +171,7 @@ def superpixel_labels(
     small_region_superpixels: float = 4.0,
     sliver_superpixels: float = 0.5,
     crumb_superpixels: float = 0.05,
+    check: Callable[[], None] | None = None,
 ) -> np.ndarray:
     """Object-like regions from colour + depth: SLIC superpixels, then a region-adjacency merge.
 
@@ -185,8 +187,10 @@ def superpixel_labels(
        colours.
     4. Slivers under ``sliver_superpixels`` superpixels join the neighbour closest in depth.
 
-    Returns int32 labels 0..K-1 (not yet size-cleaned: see ``clean_labels``).
+    Returns int32 labels 0..K-1 (not yet size-cleaned: see ``clean_labels``). ``check`` is called between
+    steps and every few hundred merges, so a cancel lands within about the time SLIC takes.
     """
+    check = check or (lambda: None)
     rgb = np.ascontiguousarray(rgb, dtype=np.float32).clip(0.0, 1.0)
     depth = np.nan_to_num(np.asarray(depth, np.float32), nan=1.0, posinf=1e6, neginf=1e-6)
     depth = np.maximum(depth, 1e-6)
@@ -211,6 +215,7 @@ def superpixel_labels(
         start_label=0,
         enforce_connectivity=True,
     )
+    check()
     superpixel_size = depth.size / max(1, int(n_segments))
     superpixels = _split_at_depth_steps(superpixels, log_depth, depth_step)
     if superpixels.max() + 1 > MAX_REGIONS_PER_SUPERPIXEL * n_segments:
@@ -229,6 +234,7 @@ def superpixel_labels(
         max_step_fraction,
         reference_size=small_region_superpixels * superpixel_size,
         sliver_size=sliver_superpixels * superpixel_size,
+        check=check,
     )
 
 
@@ -354,6 +360,7 @@ def _merge_regions(
     max_step_fraction: float,
     reference_size: float,
     sliver_size: float,
+    check: Callable[[], None],
 ) -> np.ndarray:
     """Greedy hierarchical merge of adjacent regions by mean colour, blocked at depth steps; then slivers.
 
@@ -387,7 +394,12 @@ def _merge_regions(
 
     for i, j in zip(pairs[0].tolist(), pairs[1].tolist(), strict=True):
         push(i, j)
+    check()
+    popped = 0
     while heap:
+        popped += 1
+        if popped % 500 == 0:
+            check()
         _, i, j, vi, vj = heapq.heappop(heap)
         if vi != version[i] or vj != version[j]:
             continue  # stale: one side changed since this entry was pushed

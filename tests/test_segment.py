@@ -20,6 +20,7 @@ from core.segment import (
     segment_image,
     superpixel_labels,
 )
+from tests.scenes import square_scene
 from tests.tiny_models.sam import make_tiny_sam
 
 CPU = RuntimeOptions(device="cpu", offline=True)
@@ -264,3 +265,18 @@ def test_official_checkpoint_needs_segment_anything(tmp_path):
     # torchvision does not import with this torch build, so neither does segment-anything.
     with pytest.raises(ModelError, match="segment-anything package .* facebook/sam-vit-base"):
         segment_image(rgb, depth, SegmentOptions(model=str(checkpoint)), RuntimeOptions())
+
+
+def test_superpixel_fallback_checks_for_cancel_between_steps_and_merges():
+    scene = square_scene(h=120, w=160)
+    rgb = scene.rgb.astype(np.float32) / 255.0
+    calls = []
+
+    def check():
+        calls.append(1)
+        if len(calls) == 2:
+            raise Cancelled("cancelled")
+
+    with pytest.raises(Cancelled):
+        superpixel_labels(rgb, scene.depth, 100, check=check)
+    assert len(calls) == 2
