@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import operators, preferences
+from . import batch, operators, preferences
 from .worker_client import stop_shared_worker
 
 _classes = (*preferences.classes, *operators.classes)
@@ -19,11 +19,13 @@ def register() -> None:
         bpy.utils.register_class(cls)
     for menu, entry in operators.MENUS:
         menu.append(entry)
+    batch.register()
 
 
 def unregister() -> None:
     # Only the add-on's own code goes: everything it built in the scene stays, and renders without it.
     stop_shared_worker()
+    batch.unregister()
     for menu, entry in operators.MENUS:
         menu.remove(entry)
     for cls in reversed(_classes):

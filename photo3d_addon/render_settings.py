@@ -78,6 +78,9 @@ def apply_render_settings(scene: bpy.types.Scene, settings: RenderSettings) -> N
     render.filepath = settings.filepath
     image = render.image_settings
     if settings.output == "MP4":
+        # H.264 needs even sizes: drop a pixel row or column rather than fail (the camera keeps its fit).
+        render.resolution_x -= render.resolution_x % 2
+        render.resolution_y -= render.resolution_y % 2
         image.file_format = "FFMPEG"
         render.ffmpeg.format = "MPEG4"
         render.ffmpeg.codec = "H264"

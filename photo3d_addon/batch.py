@@ -1,0 +1,313 @@
+"""Headless batch: photos in, a .blend and/or a video per photo out.
+
+Runs as a Blender command (``blender -b -c photo3d PHOTO ... --out DIR``) and, through
+``scripts/photo3d_batch.py``, with the bpy module from the project's environment. One failed photo never stops
+the batch; the exit code tells what went wrong first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import bpy
+
+from ..core.package import read_package
+from .import_job import ImportJob, package_dir_for
+from .job_options import ChoiceError, ImportChoices, check_image_path, pipeline_options
+from .render_settings import (
+    FRAME_RATES,
+    OUTPUTS,
+    QUALITY,
+    RESOLUTIONS,
+    RenderError,
+    RenderSettings,
+    apply_render_settings,
+    render_frames,
+)
+from .scene_builder import build_scene, remove_photo_collection
+from .worker_client import WorkerError, shared_worker, stop_shared_worker
+from .worker_env import find_worker_python, missing_worker_message
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+EXIT_MISSING_MODEL = 3
+EXIT_WORKER = 4
+EXIT_RENDER = 5
+# The worker's error codes, mapped to the batch's exit codes.
+_JOB_EXIT = {"bad_input": EXIT_BAD_INPUT, "missing_model": EXIT_MISSING_MODEL}
+
+
+@dataclass
+class PhotoResult:
+    photo: str
+    status: str = "ok"
+    exit_code: int = EXIT_OK
+    message: str = ""
+    outputs: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class PhotoFailed(Exception):
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="photo3d",
+        description="Turn photos into layered 3D scenes and render them, headless.",
+    )
+    parser.add_argument("photos", nargs="*", help="photos to convert (one scene each)")
+    parser.add_argument("--out", type=Path, help="output folder (default: photo3d_out)")
+    parser.add_argument("--settings", type=Path, help="JSON file with any of these options (flags override it)")
+    parser.add_argument("--blend", action=argparse.BooleanOptionalAction, default=None, help="save a .blend")
+    parser.add_argument("--video", action=argparse.BooleanOptionalAction, default=None, help="render the frames")
+    parser.add_argument("--output", choices=OUTPUTS, help="MP4 video (default) or PNG frames")
+    parser.add_argument("--resolution", choices=list(RESOLUTIONS), help="output size (default PHOTO)")
+    parser.add_argument("--fps", type=int, choices=FRAME_RATES, help="frame rate (default 24)")
+    parser.add_argument("--frames", type=int, help="number of frames (default 120)")
+    parser.add_argument("--quality", choices=list(QUALITY), help="PREVIEW or FINAL (default)")
+    parser.add_argument("--samples", type=int, help="Eevee samples, overriding the quality's")
+    parser.add_argument("--representation", choices=["MESH", "MPI"], help="mesh layers (default) or MPI planes")
+    parser.add_argument("--layers", type=int, help="most depth layers")
+    parser.add_argument("--depth", type=Path, help="a depth file for a single photo, or a folder of <stem>.npy/.png")
+    parser.add_argument("--depth-kind", choices=["DEPTH", "DISPARITY"], help="what depth files hold")
+    parser.add_argument("--no-segmentation", dest="segmentation", action="store_false", default=None)
+    parser.add_argument("--inpaint", choices=["TELEA", "NS", "LAMA"], help="how hidden parts are filled")
+    parser.add_argument("--worker-python", help="Python with the worker's packages (default: found as in Blender)")
+    parser.add_argument("--models-dir", help="folder of model weights")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    return parser
+
+
+DEFAULTS: dict[str, Any] = {
+    "out": "photo3d_out",
+    "blend": True,
+    "video": True,
+    "output": "MP4",
+    "resolution": "PHOTO",
+    "fps": 24,
+    "frames": 120,
+    "quality": "FINAL",
+    "samples": None,
+    "representation": "MESH",
+    "layers": 5,
+    "depth": None,
+    "depth_kind": "DEPTH",
+    "segmentation": True,
+    "inpaint": "TELEA",
+    "worker_python": None,
+    "models_dir": None,
+    "device": "auto",
+    "photos": [],
+}
+
+
+def resolve_settings(argv: list[str]) -> dict[str, Any]:
+    """Defaults, then the JSON settings file, then the flags given on the command line."""
+    args = build_parser().parse_args(argv)
+    settings = dict(DEFAULTS)
+    if args.settings is not None:
+        try:
+            data = json.loads(Path(args.settings).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise PhotoFailed(EXIT_BAD_INPUT, f"settings file {args.settings}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise PhotoFailed(EXIT_BAD_INPUT, f"settings file {args.settings} must hold a JSON object")
+        unknown = sorted(set(data) - set(DEFAULTS))
+        if unknown:
+            raise PhotoFailed(EXIT_BAD_INPUT, f"settings file {args.settings}: unknown keys {', '.join(unknown)}")
+        settings.update(data)
+    for key, value in vars(args).items():
+        if key != "settings" and value is not None and value != []:
+            settings[key] = value
+    if not settings["photos"]:
+        raise PhotoFailed(EXIT_BAD_INPUT, "no photos given")
+    return settings
+
+
+def _depth_for(photo: Path, depth: str | None) -> str:
+    if not depth:
+        return ""
+    depth_path = Path(depth)
+    if depth_path.is_dir():
+        for suffix in (".npy", ".pfm", ".png", ".exr", ".tif", ".tiff", ".pgm"):
+            for name in (f"{photo.stem}{suffix}", f"{photo.stem}_depth{suffix}"):
+                if (depth_path / name).is_file():
+                    return str(depth_path / name)
+        raise PhotoFailed(EXIT_BAD_INPUT, f"no depth file for {photo.name} in {depth_path}")
+    return str(depth_path)
+
+
+def _say(text: str) -> None:
+    print(f"photo3d: {text}", flush=True)
+
+
+def _clear_scene(scene: bpy.types.Scene) -> None:
+    """Remove every Photo3D collection, so each photo's .blend holds only its own scene."""
+    for collection in list(scene.collection.children_recursive):
+        if "photo3d_source" in collection:
+            remove_photo_collection(collection)
+
+
+def convert_one(photo: Path, settings: dict[str, Any], out_dir: Path, python: str) -> PhotoResult:
+    """Convert, build, render and save one photo; failures become a PhotoResult, never an exception."""
+    started = time.monotonic()
+    result = PhotoResult(str(photo))
+    scene = bpy.context.scene
+    try:
+        check_image_path(str(photo))
+        choices = ImportChoices(
+            representation=settings["representation"],
+            layers=int(settings["layers"]),
+            depth_source="FILE" if settings["depth"] else "MODEL",
+            depth_file=_depth_for(photo, settings["depth"]),
+            depth_kind=settings["depth_kind"],
+            segmentation=bool(settings["segmentation"]),
+            inpaint=settings["inpaint"],
+            device=settings["device"],
+            models_dir=settings["models_dir"] or "",
+        )
+        options = pipeline_options(choices)
+        try:
+            client = shared_worker(python)
+        except WorkerError as exc:
+            raise PhotoFailed(EXIT_WORKER, str(exc)) from exc
+        job = ImportJob(client, str(photo), str(package_dir_for(photo, out_dir / "packages")), options)
+        job.start()
+        last = [""]
+
+        def show(state) -> None:
+            if state.stage and state.stage != last[0]:
+                _say(f"{photo.name}: {state.stage} ({state.overall:.0%})")
+                last[0] = state.stage
+
+        state = job.wait(on_progress=show)
+        if state.status != "done":
+            raise PhotoFailed(_JOB_EXIT.get(state.error_code or "", EXIT_WORKER), state.describe_error())
+        _clear_scene(scene)
+        build_scene(read_package(state.package), scene)
+        scene.frame_start, scene.frame_end = 1, max(1, int(settings["frames"]))
+        _say(f"{photo.name}: scene built")
+        stem = photo.stem
+        if settings["video"]:
+            result.outputs += [str(p) for p in _render(scene, settings, out_dir, stem)]
+        if settings["blend"]:
+            blend = out_dir / f"{stem}.blend"
+            bpy.ops.wm.save_as_mainfile(filepath=str(blend), copy=True, check_existing=False)
+            result.outputs.append(str(blend))
+            _say(f"{photo.name}: saved {blend}")
+    except ChoiceError as exc:
+        result.status, result.exit_code, result.message = "failed", EXIT_BAD_INPUT, str(exc)
+    except PhotoFailed as exc:
+        result.status, result.exit_code, result.message = "failed", exc.code, str(exc)
+    except RenderError as exc:
+        result.status, result.exit_code, result.message = "failed", EXIT_RENDER, str(exc)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _render(scene: bpy.types.Scene, settings: dict[str, Any], out_dir: Path, stem: str) -> list[Path]:
+    target = out_dir / (f"{stem}_" if settings["output"] == "MP4" else f"{stem}_frames/{stem}_")
+    render = RenderSettings(
+        resolution=settings["resolution"],
+        fps=int(settings["fps"]),
+        quality=settings["quality"],
+        output=settings["output"],
+        filepath=str(target),
+    )
+    apply_render_settings(scene, render)
+    if settings["samples"]:
+        scene.eevee.taa_render_samples = int(settings["samples"])
+    if bpy.app.background:
+        # No window means no GPU context to ask; software GL (llvmpipe) mis-samples anisotropic filtering.
+        bpy.context.preferences.system.anisotropic_filter = "FILTER_0"
+
+    def frame_done(frame: int, done: int, total: int) -> None:
+        _say(f"{stem}: frame {done}/{total}")
+
+    try:
+        written = render_frames(scene, on_frame=frame_done)
+    except RuntimeError as exc:  # bpy.ops errors arrive as RuntimeError
+        raise RenderError(f"render failed: {exc}") from exc
+    if settings["output"] == "MP4":
+        # Blender names a video after its frame range; one video per photo reads better as <photo>.mp4.
+        video = out_dir / f"{stem}.mp4"
+        written[0].replace(video)
+        written = [video]
+    return written
+
+
+def run(argv: list[str]) -> int:
+    """The batch's entry point: returns 0 when every photo worked, else the first failure's code."""
+    try:
+        settings = resolve_settings(argv)
+    except PhotoFailed as exc:
+        _say(f"error: {exc}")
+        return exc.code
+    except SystemExit as exc:  # argparse: --help or a usage error
+        return int(exc.code or 0)
+    found = _worker_python(settings)
+    if not found:
+        _say(f"error: {missing_worker_message()}")
+        return EXIT_WORKER
+    out_dir = Path(settings["out"]).absolute()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    try:
+        for photo in settings["photos"]:
+            _say(f"{photo}: starting")
+            result = convert_one(Path(photo).absolute(), settings, out_dir, str(found[1]))
+            if result.status != "ok":
+                _say(f"{Path(photo).name}: FAILED (exit {result.exit_code}): {result.message}")
+            results.append(result)
+    finally:
+        stop_shared_worker()
+    ok = [r for r in results if r.status == "ok"]
+    _say(f"summary: {len(ok)} of {len(results)} photos succeeded")
+    for r in results:
+        detail = ", ".join(r.outputs) if r.status == "ok" else r.message
+        _say(f"  {'ok    ' if r.status == 'ok' else 'failed'} {r.photo} ({r.seconds:.1f} s): {detail}")
+    (out_dir / "summary.json").write_text(json.dumps([r.__dict__ for r in results], indent=2), encoding="utf-8")
+    failed = [r for r in results if r.status != "ok"]
+    return failed[0].exit_code if failed else EXIT_OK
+
+
+def _worker_python(settings: dict[str, Any]) -> tuple[str, Path] | None:
+    """--worker-python, else the add-on's preferences when it is enabled, else the usual search."""
+    if settings["worker_python"]:
+        return "--worker-python", Path(settings["worker_python"])
+    try:
+        from .preferences import get_preferences, resolve_worker_python
+
+        return resolve_worker_python(get_preferences())
+    except (KeyError, AttributeError):  # run from scripts/photo3d_batch.py: the add-on is not enabled
+        return find_worker_python("", None)
+
+
+_cli_handle = None
+
+
+def register() -> None:
+    global _cli_handle
+    if hasattr(bpy.utils, "register_cli_command"):
+        _cli_handle = bpy.utils.register_cli_command("photo3d", run)
+
+
+def unregister() -> None:
+    global _cli_handle
+    if _cli_handle is not None:
+        bpy.utils.unregister_cli_command(_cli_handle)
+        _cli_handle = None
+
+
+def main() -> int:
+    """``python scripts/photo3d_batch.py ...`` with the bpy module."""
+    return run(sys.argv[1:])

@@ -1,0 +1,192 @@
+"""Camera paths as ordinary keyframes on an imported photo's camera, and where a pivot or focus depth comes from.
+
+The path itself is computed by ``camera_paths`` (no bpy); this module only reads the package's manifest and
+depth map and writes F-curves. A path owns the camera object's ``location`` and ``rotation_euler`` and the
+camera data's ``lens`` and ``dof.focus_distance``: applying a path removes whatever F-curves those had
+first, so a second preset replaces the first instead of stacking on it. Other animation is left alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import bpy
+import numpy as np
+
+from .camera_paths import CameraPose, SceneInfo, focus_distances, sample_depth
+
+PATH_KEY = "photo3d_path"
+"""On the camera object: the preset of the path its keys came from (absent: no path)."""
+FRAMES_KEY = "photo3d_path_frames"
+"""On the camera object: [first, last] frame of the path's playback range."""
+BASE_LENS_KEY = "photo3d_base_lens"
+"""On the camera object: the lens before any path, so a path's zoom is always relative to the photo's."""
+OBJECT_PATHS = {"location": 3, "rotation_euler": 3}
+DATA_PATHS = {"lens": 1, "dof.focus_distance": 1}
+
+
+def _manifest(collection: bpy.types.Collection) -> dict[str, Any]:
+    package = collection.get("photo3d_package")
+    if not package:
+        raise ValueError(f"collection {collection.name!r} is not a Photo3D import (no photo3d_package)")
+    return json.loads((Path(package) / "manifest.json").read_text(encoding="utf-8"))
+
+
+def scene_info_from_collection(collection: bpy.types.Collection, pivot_depth: float | None = None) -> SceneInfo:
+    """The camera, depth range and inpainted band of the package an imported photo's collection came from."""
+    return SceneInfo.from_manifest(_manifest(collection), pivot_depth=pivot_depth)
+
+
+def photo_camera(collection: bpy.types.Collection) -> bpy.types.Object | None:
+    """The imported photo's camera object (the one camera in its collection)."""
+    return next((obj for obj in collection.objects if obj.type == "CAMERA"), None)
+
+
+def pivot_depth_from_layer(collection: bpy.types.Collection, layer_index: int) -> float:
+    """Depth of a layer (``photo3d_layer`` index, back to front): its median depth, or an MPI plane's depth."""
+    for layer in _manifest(collection)["layers"]:
+        if int(layer["index"]) == int(layer_index):
+            depth = layer.get("median_depth") or layer.get("plane_depth")
+            if depth is None:
+                depth = 0.5 * (float(layer["depth_range"][0]) + float(layer["depth_range"][1]))
+            return float(depth)
+    raise ValueError(f"the import has no layer {layer_index}")
+
+
+def depth_at_pixel(collection: bpy.types.Collection, u: float, v: float) -> float:
+    """Depth at source pixel (u, v) (origin top-left, v down) from the package's harmonized depth map.
+
+    For a viewport picker: turn the click into a pixel of the photo's camera frame first.
+    """
+    manifest = _manifest(collection)
+    depth = np.load(Path(collection["photo3d_package"]) / manifest["depth"].get("map", "depth.npy"))
+    return sample_depth(depth, SceneInfo.from_manifest(manifest), u, v)
+
+
+# -- F-curves, for Blender 4.2 (legacy actions) and 4.4+ (slotted actions) ----------------------------------
+def _fcurve_collection(block: bpy.types.ID) -> Any | None:
+    """The F-curves animating ``block``, or None. From 4.4 an action holds several slots (Blender puts a
+    camera's object and data in one action) and ``Action.fcurves`` shows only the first slot's, so go
+    through the channelbag of the block's own slot."""
+    anim = block.animation_data
+    if anim is None or anim.action is None:
+        return None
+    if hasattr(anim, "action_slot"):
+        if anim.action_slot is None:
+            return None
+        from bpy_extras.anim_utils import action_get_channelbag_for_slot
+
+        channelbag = action_get_channelbag_for_slot(anim.action, anim.action_slot)
+        return None if channelbag is None else channelbag.fcurves
+    return anim.action.fcurves
+
+
+def _remove_fcurves(block: bpy.types.ID, data_paths: Sequence[str]) -> None:
+    fcurves = _fcurve_collection(block)
+    if fcurves is None:
+        return
+    for fcurve in [fc for fc in fcurves if fc.data_path in data_paths]:
+        fcurves.remove(fcurve)
+
+
+def _new_fcurve(block: bpy.types.ID, data_path: str, index: int) -> bpy.types.FCurve:
+    anim = block.animation_data or block.animation_data_create()
+    if anim.action is None:
+        anim.action = bpy.data.actions.new(f"{block.name} Action")
+    if hasattr(anim.action, "fcurve_ensure_for_datablock"):  # 4.4+: also makes and assigns the slot
+        return anim.action.fcurve_ensure_for_datablock(block, data_path, index=index)
+    return anim.action.fcurves.new(data_path, index=index)
+
+
+def _write_fcurve(
+    block: bpy.types.ID, data_path: str, index: int, frames: np.ndarray, values: np.ndarray, cyclic: bool
+) -> bpy.types.FCurve:
+    fcurve = _new_fcurve(block, data_path, index)
+    points = fcurve.keyframe_points
+    points.add(len(frames))
+    points.foreach_set("co", np.column_stack([frames, values]).astype(np.float32).ravel())
+    # A key on every frame: linear keeps sub-frame samples (motion blur) on the sampled path, no overshoot.
+    for point in points:
+        point.interpolation = "LINEAR"
+    if cyclic:
+        fcurve.modifiers.new("CYCLES")
+    fcurve.update()
+    return fcurve
+
+
+def apply_camera_path(
+    camera_obj: bpy.types.Object,
+    poses: Sequence[CameraPose],
+    frame_start: int = 1,
+    *,
+    preset: str = "",
+    loop: bool = False,
+    scene: bpy.types.Scene | None = None,
+    focus_point: Sequence[float] | None = None,
+) -> None:
+    """Key ``poses`` (from ``camera_path``) on the camera, one per frame from ``frame_start``, replacing any
+    earlier path.
+
+    Location and rotation are the camera's local (camera-rig) transform; lens = base lens * ``lens_scale``.
+    With ``loop`` a closing key at ``frame_start + len(poses)`` repeats the first and every F-curve gets a
+    Cycles modifier, so the curve is exactly periodic beyond the range too. ``scene``: also set its frame
+    range to the path's frames (``frame_start .. frame_start + len(poses) - 1``, seamless when looped).
+    ``focus_point`` (camera-rig space, e.g. ``(0, 0, -pivot)``): key the depth-of-field focus distance so
+    that point stays sharp while the camera moves (``set_depth_of_field`` turns DoF on).
+    """
+    if not poses:
+        raise ValueError("a camera path needs at least one pose")
+    data = camera_obj.data
+    if BASE_LENS_KEY not in camera_obj:
+        camera_obj[BASE_LENS_KEY] = float(data.lens)
+    base_lens = float(camera_obj[BASE_LENS_KEY])
+
+    _remove_fcurves(camera_obj, tuple(OBJECT_PATHS))
+    _remove_fcurves(data, tuple(DATA_PATHS))
+
+    keyed = list(poses) + ([poses[0]] if loop else [])
+    frames = float(frame_start) + np.arange(len(keyed), dtype=np.float64)
+    locations = np.array([pose.location for pose in keyed], dtype=np.float64)
+    rotations = np.array([pose.rotation_euler for pose in keyed], dtype=np.float64)
+    lenses = base_lens * np.array([pose.lens_scale for pose in keyed], dtype=np.float64)
+
+    camera_obj.rotation_mode = "XYZ"
+    for data_path, values in (("location", locations), ("rotation_euler", rotations)):
+        for index in range(3):
+            _write_fcurve(camera_obj, data_path, index, frames, values[:, index], loop)
+    _write_fcurve(data, "lens", 0, frames, lenses, loop)
+    if focus_point is not None:
+        _write_fcurve(data, "dof.focus_distance", 0, frames, np.array(focus_distances(keyed, focus_point)), loop)
+
+    last = int(frame_start) + len(poses) - 1
+    camera_obj[PATH_KEY] = preset
+    camera_obj[FRAMES_KEY] = [int(frame_start), last]
+    if scene is not None:
+        scene.frame_start, scene.frame_end = int(frame_start), last
+        scene.frame_set(scene.frame_current)  # show the new keys' pose now, not at the next frame change
+
+
+def clear_camera_path(camera_obj: bpy.types.Object) -> None:
+    """Remove a path's keys and put the camera back where the photo was taken, with the photo's lens."""
+    _remove_fcurves(camera_obj, tuple(OBJECT_PATHS))
+    _remove_fcurves(camera_obj.data, tuple(DATA_PATHS))
+    camera_obj.location = (0.0, 0.0, 0.0)
+    camera_obj.rotation_euler = (0.0, 0.0, 0.0)
+    if BASE_LENS_KEY in camera_obj:
+        camera_obj.data.lens = float(camera_obj[BASE_LENS_KEY])
+    for key in (PATH_KEY, FRAMES_KEY):
+        if key in camera_obj:
+            del camera_obj[key]
+
+
+def set_depth_of_field(camera_obj: bpy.types.Object, focus_distance: float, fstop: float = 2.8) -> None:
+    """Turn depth of field on, focused ``focus_distance`` along the view axis (the rig is 1:1, so a pivot's
+    depth is its distance from the photo's camera). A path keyed with ``focus_point`` overrides the distance."""
+    dof = camera_obj.data.dof
+    dof.use_dof = True
+    dof.focus_object = None  # a focus object would override the distance
+    dof.focus_distance = float(focus_distance)
+    dof.aperture_fstop = float(fstop)

@@ -1,0 +1,101 @@
+"""Blender tier: the headless batch end to end (scripts/photo3d_batch.py, the same entry point as
+``blender -b -c photo3d``): a playable video, a .blend that reopens with the scene, a bad photo skipped."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+bpy = pytest.importorskip("bpy", reason="the Blender tier needs the bpy wheel (scripts/setup.sh installs it)")
+
+from scripts.make_example import motorcycle_depth  # noqa: E402
+
+pytestmark = pytest.mark.blender
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    from skimage.data import stereo_motorcycle
+
+    folder = tmp_path_factory.mktemp("batch in")
+    left, _, disparity = stereo_motorcycle()
+    Image.fromarray(left).save(folder / "motorcycle.png")
+    np.save(folder / "motorcycle.npy", motorcycle_depth(disparity))
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return folder
+
+
+def _batch(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PHOTO3D_WORKER_PYTHON=sys.executable)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "photo3d_batch.py"), *args],
+        capture_output=True, text=True, timeout=600, env=env, cwd=ROOT,
+    )  # fmt: skip
+
+
+def test_batch_writes_video_and_blend_and_skips_a_bad_photo(photos, tmp_path):
+    out = tmp_path / "out"
+    run = _batch(
+        str(photos / "broken.jpg"), str(photos / "motorcycle.png"), "--out", str(out), "--depth", str(photos),
+        "--no-segmentation", "--frames", "4", "--quality", "PREVIEW", "--samples", "1",
+    )  # fmt: skip
+    assert run.returncode == 2, run.stdout + run.stderr  # the first failure was bad input
+    lines = [line for line in run.stdout.splitlines() if line.startswith("photo3d:")]
+    assert any("motorcycle.png: segment" in line for line in lines)  # a line per stage
+    assert [line for line in lines if "motorcycle: frame" in line][-1].endswith("frame 4/4")  # and per frame
+    assert "summary: 1 of 2 photos succeeded" in run.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert [(Path(r["photo"]).name, r["status"], r["exit_code"]) for r in summary] == [
+        ("broken.jpg", "failed", 2),
+        ("motorcycle.png", "ok", 0),
+    ]
+
+    video = out / "motorcycle.mp4"
+    clip = bpy.data.movieclips.load(str(video))
+    try:
+        # Preview renders half the photo's size, rounded to even for H.264: 741x500 -> 740x500 -> 370x250.
+        assert clip.frame_duration == 4 and tuple(clip.size) == (370, 250)
+    finally:
+        bpy.data.movieclips.remove(clip)
+
+    reopen = subprocess.run(
+        [sys.executable, "-c", (
+            "import bpy, json, os, sys; bpy.ops.wm.open_mainfile(filepath=sys.argv[1]); "
+            "c = [c for c in bpy.data.collections if 'photo3d_source' in c]; "
+            "print('RESULT', json.dumps([len(c), len([o for o in c[0].objects if 'photo3d_layer' in o]), "
+            "bpy.context.scene.camera is not None, "
+            "all(os.path.isfile(bpy.path.abspath(i.filepath)) for i in bpy.data.images if i.source == 'FILE')]))"
+        ), str(out / "motorcycle.blend")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    result = json.loads(next(line for line in reopen.stdout.splitlines() if line.startswith("RESULT"))[7:])
+    n_collections, n_layers, has_camera, images_load = result
+    assert n_collections == 1 and n_layers >= 2 and has_camera and images_load
+
+
+def test_settings_file_drives_a_png_job_and_flags_override_it(photos, tmp_path):
+    settings = tmp_path / "job.json"
+    settings.write_text(json.dumps({"output": "PNG", "frames": 2, "quality": "PREVIEW", "blend": False,
+                                    "segmentation": False, "samples": 1, "depth": str(photos)}))  # fmt: skip
+    out = tmp_path / "out"
+    run = _batch(str(photos / "motorcycle.png"), "--settings", str(settings), "--out", str(out), "--frames", "3")
+    assert run.returncode == 0, run.stdout + run.stderr
+    frames = sorted((out / "motorcycle_frames").glob("*.png"))
+    assert [f.name for f in frames] == ["motorcycle_0001.png", "motorcycle_0002.png", "motorcycle_0003.png"]
+    assert not (out / "motorcycle.blend").exists()
+
+
+def test_bad_settings_and_no_photos_are_bad_input(tmp_path):
+    settings = tmp_path / "job.json"
+    settings.write_text(json.dumps({"frame": 3}))
+    run = _batch("x.png", "--settings", str(settings))
+    assert run.returncode == 2 and "unknown keys frame" in run.stdout
+    assert _batch().returncode == 2
