@@ -16,7 +16,7 @@ from typing import Any
 import bpy
 import numpy as np
 
-from .camera_paths import CameraPose, SceneInfo, focus_distances, sample_depth
+from .camera_paths import CameraPose, PathSettings, SceneInfo, camera_path, focus_distances, sample_depth
 
 PATH_KEY = "photo3d_path"
 """On the camera object: the preset of the path its keys came from (absent: no path)."""
@@ -190,3 +190,31 @@ def set_depth_of_field(camera_obj: bpy.types.Object, focus_distance: float, fsto
     dof.focus_object = None  # a focus object would override the distance
     dof.focus_distance = float(focus_distance)
     dof.aperture_fstop = float(fstop)
+
+
+def apply_preset(
+    collection: bpy.types.Collection,
+    settings: PathSettings,
+    scene: bpy.types.Scene | None = None,
+    frame_start: int | None = None,
+    fstop: float | None = None,
+) -> list[CameraPose]:
+    """Everything an operator does: the path of ``settings`` for an imported photo, keyed on its camera from
+    ``frame_start`` (default: the scene's start), the scene's frame range set to it. With ``fstop``, depth of
+    field is turned on and kept focused on the pivot. Returns the poses (e.g. for ``reveal_ratio`` warnings).
+    """
+    camera = photo_camera(collection)
+    if camera is None:
+        raise ValueError(f"collection {collection.name!r} has no camera")
+    info = scene_info_from_collection(collection)
+    poses = camera_path(settings, info)
+    pivot = settings.pivot_depth if settings.pivot_depth is not None else info.default_pivot
+    if frame_start is None:
+        frame_start = scene.frame_start if scene is not None else 1
+    focus = (0.0, 0.0, -float(pivot)) if fstop is not None else None
+    apply_camera_path(
+        camera, poses, frame_start, preset=settings.preset, loop=settings.loop, scene=scene, focus_point=focus
+    )
+    if fstop is not None:
+        set_depth_of_field(camera, float(pivot), fstop)
+    return poses

@@ -5,8 +5,10 @@ parented to the photo's root with an identity transform): x right, y up, the pho
 looking down -z. A pose is therefore relative to the photo's camera; ``CameraPose()`` is the photo itself.
 
 Time and loops. A path has ``duration_frames`` = N poses, for frames 0..N-1. Without a loop, frame 0 is the
-start and frame N-1 the end of the move. With a loop the path is periodic with period N: the pose frame N
-would have equals frame 0's, so playing frames 0..N-1 over and over has no jump and no repeated frame.
+start and frame N-1 the end of the move. With a loop the path is periodic with period N: ``pose_at_frame(N)``
+equals frame 0, so playing frames 0..N-1 over and over has no jump and no repeated frame. A loop of DOLLY,
+ZOOM, the swings, ORBIT, DOLLY_ZOOM and KEN_BURNS starts at the photo's own pose; CIRCLE and HANDHELD are
+centred on it.
 
 Amplitude units, per preset (``safe_amplitude`` gives each one's default):
 
@@ -40,10 +42,12 @@ KEN_BURNS_ZOOM = 1.2
 HANDHELD_GENTLE = 0.25
 """The default wobble is this share of what the band allows: a wobble, not a move."""
 HANDHELD_AIM = 0.5
-"""Rotation wobble in radians per metre of positional wobble and metre of pivot depth: turning toward the
-subject as a hand does, a little."""
+"""The rotation wobble's amplitude is ``HANDHELD_AIM * amplitude / pivot_depth`` radians: half the turn that
+would keep the pivot centred, as a hand framing a subject turns a little toward it."""
 HANDHELD_HZ = (0.25, 0.45, 0.8)
 """Typical frequencies of a hand's sway; each is rounded to whole cycles per duration so loops close."""
+MAX_OVERSCAN = 2.0
+"""``cover_scale`` never zooms in further: past it the move, not the framing, is the problem."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,8 @@ class SceneInfo:
     cy: float | None = None
     pivot_depth: float | None = None
     """Default pivot/focus depth; None = the harmonic mean of the depth range (see ``default_pivot``)."""
+    border_depth: float | None = None
+    """Nearest depth of the backdrop along the photo's border, for ``overscan``; None = ``depth_max``."""
 
     @property
     def principal_point(self) -> tuple[float, float]:
@@ -85,8 +91,11 @@ class SceneInfo:
 
     @classmethod
     def from_manifest(cls, manifest: dict[str, Any], pivot_depth: float | None = None) -> SceneInfo:
-        """Read a package manifest (``camera``, ``depth`` and the inpaint options it was made with)."""
+        """Read a package manifest (``camera``, ``depth``, the backdrop layer and the inpaint options)."""
         camera = manifest["camera"]
+        layers = manifest.get("layers") or []
+        # The backmost layer fills the frame; the nearest of its depths is where its border can be nearest.
+        border = float(layers[0]["depth_range"][0]) if layers and layers[0].get("depth_range") else None
         inpaint = ((manifest.get("options") or {}).get("inpaint")) or {}
         band = inpaint.get("band_fraction")
         return cls(
@@ -99,6 +108,7 @@ class SceneInfo:
             depth_max=float(manifest["depth"]["max"]),
             band_fraction=0.08 if band is None else float(band),
             pivot_depth=pivot_depth,
+            border_depth=border,
         )
 
 
@@ -118,6 +128,8 @@ class PathSettings:
     """HANDHELD only: which wobble."""
     fps: float = 24.0
     """HANDHELD only: the wobble's frequencies are in Hz."""
+    overscan: bool = False
+    """Zoom in by a constant factor (``cover_scale``) so the photo's frame edges never come into view."""
 
 
 @dataclass(frozen=True)
@@ -275,20 +287,66 @@ def _amplitude(settings: PathSettings, info: SceneInfo) -> float:
     return safe_amplitude(settings.preset, info, settings)
 
 
+def _overscan(settings: PathSettings, info: SceneInfo, amplitude: float) -> float:
+    """The constant zoom of ``settings.overscan`` (1 without it), from the whole sampled path."""
+    if not settings.overscan:
+        return 1.0
+    frames = np.arange(settings.duration_frames, dtype=np.float64)
+    return _cover_scale(*_path_arrays(settings, info, frames, amplitude), info)
+
+
 def pose_at_frame(settings: PathSettings, info: SceneInfo, frame: float) -> CameraPose:
     """The pose at any (also fractional or out-of-range) frame; a loop's frame N equals frame 0."""
     _validate(settings, info)
-    location, rotation, lens = _path_arrays(settings, info, np.array([float(frame)]), _amplitude(settings, info))
+    amplitude = _amplitude(settings, info)
+    location, rotation, lens = _path_arrays(settings, info, np.array([float(frame)]), amplitude)
+    lens = lens * _overscan(settings, info, amplitude)
     return CameraPose(tuple(location[0].tolist()), tuple(rotation[0].tolist()), float(lens[0]))
 
 
 def camera_path(settings: PathSettings, info: SceneInfo) -> list[CameraPose]:
     """One pose per frame, frames 0..duration-1, relative to the photo's camera (see the module docstring)."""
     _validate(settings, info)
+    amplitude = _amplitude(settings, info)
     frames = np.arange(settings.duration_frames, dtype=np.float64)
-    location, rotation, lens = _path_arrays(settings, info, frames, _amplitude(settings, info))
+    location, rotation, lens = _path_arrays(settings, info, frames, amplitude)
+    lens = lens * _overscan(settings, info, amplitude)
     rows = zip(location.tolist(), rotation.tolist(), lens.tolist(), strict=True)
     return [CameraPose(tuple(p), tuple(r), float(s)) for p, r, s in rows]
+
+
+def _cover_scale(location: np.ndarray, rotation: np.ndarray, lens: np.ndarray, info: SceneInfo) -> float:
+    border = float(info.border_depth) if info.border_depth is not None else float(info.depth_max)
+    cx, cy = info.principal_point
+    centre = np.array([cx, cy])
+    image = np.array([[0.0, 0.0], [info.width, 0.0], [info.width, info.height], [0.0, info.height]])
+    frame = np.array(
+        [[(u - cx) * border / info.focal_px, -(v - cy) * border / info.focal_px, -border] for u, v in image]
+    )
+    scale = 1.0
+    for c, r, s in zip(location, rotation, lens, strict=True):
+        quad = project(CameraPose(tuple(c), tuple(r), float(s)), info, frame)
+        middle = quad.mean(axis=0)
+        for q0, q1 in zip(quad, np.roll(quad, -1, axis=0), strict=True):
+            normal = np.array([q0[1] - q1[1], q1[0] - q0[0]])
+            if normal @ (middle - q0) < 0.0:
+                normal = -normal  # point it into the frame
+            inside = normal @ (centre - q0)
+            if inside <= 0.0:
+                return MAX_OVERSCAN  # the view's centre has left the photo's frame
+            # Image corner r, scaled by 1/k about the centre, is inside this edge when k >= -n.(r - c) / n.(c - q0).
+            scale = max(scale, float(np.max(-(image - centre) @ normal)) / inside)
+    return min(scale, MAX_OVERSCAN)
+
+
+def cover_scale(poses: Iterable[CameraPose], info: SceneInfo) -> float:
+    """The constant lens multiplier (>= 1, at most ``MAX_OVERSCAN``) that keeps the photo's frame, at the
+    backdrop's border depth, filling the view in every pose: no empty strip past the photo's edges."""
+    poses = list(poses)
+    location = np.array([p.location for p in poses], dtype=np.float64).reshape(-1, 3)
+    rotation = np.array([p.rotation_euler for p in poses], dtype=np.float64).reshape(-1, 3)
+    lens = np.array([p.lens_scale for p in poses], dtype=np.float64)
+    return _cover_scale(location, rotation, lens, info)
 
 
 def reveal_px(locations: np.ndarray, info: SceneInfo) -> np.ndarray:
