@@ -18,6 +18,8 @@ from typing import Any
 import bpy
 
 from ..core.package import read_package
+from .camera_animation import apply_preset
+from .camera_paths import PRESETS, PathSettings
 from .import_job import ImportJob, package_dir_for
 from .job_options import ChoiceError, ImportChoices, check_image_path, pipeline_options
 from .render_settings import (
@@ -75,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frames", type=int, help="number of frames (default 120)")
     parser.add_argument("--quality", choices=list(QUALITY), help="PREVIEW or FINAL (default)")
     parser.add_argument("--samples", type=int, help="Eevee samples, overriding the quality's")
+    parser.add_argument("--path", choices=["NONE", *PRESETS], help="camera path preset (default SWING_H)")
+    parser.add_argument("--amplitude", type=float, help="path amplitude (default: safe for the inpainted band)")
+    parser.add_argument("--loop", action=argparse.BooleanOptionalAction, default=None, help="seamless loop")
     parser.add_argument("--representation", choices=["MESH", "MPI"], help="mesh layers (default) or MPI planes")
     parser.add_argument("--layers", type=int, help="most depth layers")
     parser.add_argument("--depth", type=Path, help="a depth file for a single photo, or a folder of <stem>.npy/.png")
@@ -97,6 +102,9 @@ DEFAULTS: dict[str, Any] = {
     "frames": 120,
     "quality": "FINAL",
     "samples": None,
+    "path": "SWING_H",
+    "amplitude": None,
+    "loop": True,
     "representation": "MESH",
     "layers": 5,
     "depth": None,
@@ -151,10 +159,20 @@ def _say(text: str) -> None:
 
 
 def _clear_scene(scene: bpy.types.Scene) -> None:
-    """Remove every Photo3D collection, so each photo's .blend holds only its own scene."""
+    """Empty the file, so each photo's .blend holds only its own scene.
+
+    The batch owns its Blender session; the startup file's cube sits at the origin, around the photo's
+    camera, and would hide everything.
+    """
     for collection in list(scene.collection.children_recursive):
         if "photo3d_source" in collection:
             remove_photo_collection(collection)
+    for data in (bpy.data.objects, bpy.data.meshes, bpy.data.lights, bpy.data.cameras, bpy.data.collections):
+        for block in list(data):
+            data.remove(block)
+    for data in (bpy.data.materials, bpy.data.images):
+        for block in [b for b in data if b.users == 0]:
+            data.remove(block)
 
 
 def convert_one(photo: Path, settings: dict[str, Any], out_dir: Path, python: str) -> PhotoResult:
@@ -193,9 +211,24 @@ def convert_one(photo: Path, settings: dict[str, Any], out_dir: Path, python: st
         if state.status != "done":
             raise PhotoFailed(_JOB_EXIT.get(state.error_code or "", EXIT_WORKER), state.describe_error())
         _clear_scene(scene)
-        build_scene(read_package(state.package), scene)
+        collection = build_scene(read_package(state.package), scene)
         scene.frame_start, scene.frame_end = 1, max(1, int(settings["frames"]))
         _say(f"{photo.name}: scene built")
+        if settings["path"] != "NONE":
+            path = PathSettings(
+                preset=settings["path"],
+                amplitude=settings["amplitude"],
+                duration_frames=scene.frame_end,
+                loop=bool(settings["loop"]),
+                fps=float(settings["fps"]),
+                overscan=True,  # never show the empty border past the photo's edge
+            )
+            try:
+                apply_preset(collection, path, scene, frame_start=1)
+            except ValueError as exc:
+                raise PhotoFailed(EXIT_BAD_INPUT, f"camera path {settings['path']}: {exc}") from exc
+            scene.frame_start, scene.frame_end = 1, max(1, int(settings["frames"]))
+            _say(f"{photo.name}: camera path {settings['path']}")
         stem = photo.stem
         if settings["video"]:
             result.outputs += [str(p) for p in _render(scene, settings, out_dir, stem)]

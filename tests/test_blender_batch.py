@@ -90,6 +90,9 @@ def test_settings_file_drives_a_png_job_and_flags_override_it(photos, tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     frames = sorted((out / "motorcycle_frames").glob("*.png"))
     assert [f.name for f in frames] == ["motorcycle_0001.png", "motorcycle_0002.png", "motorcycle_0003.png"]
+    pixels = [np.asarray(Image.open(f).convert("RGB")).astype(float) for f in frames]
+    assert all(p.std() > 20 for p in pixels)  # the photo's scene, not an empty world
+    assert np.abs(pixels[1] - pixels[0]).mean() > 0.5  # the default camera path moves
     assert not (out / "motorcycle.blend").exists()
 
 
