@@ -492,22 +492,6 @@ def run_pipeline(image: Path, options: dict[str, dict[str, Any]], out_dir: Path)
     return result.package_path, result.manifest
 
 
-def _import_extension(name: str = EXTENSION) -> Any:
-    """Import the repository root as Blender imports an installed extension package (relative imports)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    for parent in ("bl_ext", "bl_ext.user_default"):
-        if parent not in sys.modules:
-            module = importlib.util.module_from_spec(importlib.machinery.ModuleSpec(parent, None, is_package=True))
-            module.__path__ = []
-            sys.modules[parent] = module
-    spec = importlib.util.spec_from_file_location(name, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def render_right_view(
     package_dir: Path,
     camera: RightCamera,
@@ -524,7 +508,7 @@ def render_right_view(
     import cv2
     from bpy_extras.object_utils import world_to_camera_view
 
-    _import_extension()
+    _load_script_module("extension_loader").import_checkout_as_extension(EXTENSION)
     scene_builder = importlib.import_module(f"{EXTENSION}.photo3d_addon.scene_builder")
     package_module = importlib.import_module(f"{EXTENSION}.core.package")
 
