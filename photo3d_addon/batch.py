@@ -20,6 +20,8 @@ import bpy
 from ..core.package import read_package
 from .camera_animation import apply_preset
 from .camera_paths import PRESETS, PathSettings
+from .effect_params import EffectError, parse_effects
+from .effects import apply_effects
 from .import_job import ImportJob, package_dir_for
 from .job_options import ChoiceError, ImportChoices, check_image_path, pipeline_options
 from .render_settings import (
@@ -80,6 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--path", choices=["NONE", *PRESETS], help="camera path preset (default SWING_H)")
     parser.add_argument("--amplitude", type=float, help="path amplitude (default: safe for the inpainted band)")
     parser.add_argument("--loop", action=argparse.BooleanOptionalAction, default=None, help="seamless loop")
+    parser.add_argument(
+        "--effect",
+        dest="effects",
+        action="append",
+        metavar="SPEC",
+        help="add an effect: rain, snow, fog, dust or halos, with options as name=value after colons, "
+        "e.g. rain:amount=0.8:wind=0.3 (options: amount, speed, size, colour=r,g,b, wind, near, far, seed); "
+        "repeat for several",
+    )
     parser.add_argument("--representation", choices=["MESH", "MPI"], help="mesh layers (default) or MPI planes")
     parser.add_argument("--layers", type=int, help="most depth layers")
     parser.add_argument("--depth", type=Path, help="a depth file for a single photo, or a folder of <stem>.npy/.png")
@@ -105,6 +116,7 @@ DEFAULTS: dict[str, Any] = {
     "path": "SWING_H",
     "amplitude": None,
     "loop": True,
+    "effects": [],
     "representation": "MESH",
     "layers": 5,
     "depth": None,
@@ -138,6 +150,12 @@ def resolve_settings(argv: list[str]) -> dict[str, Any]:
             settings[key] = value
     if not settings["photos"]:
         raise PhotoFailed(EXIT_BAD_INPUT, "no photos given")
+    if not isinstance(settings["effects"], list):
+        raise PhotoFailed(EXIT_BAD_INPUT, "effects must be a list of effects")
+    try:  # checked before any photo is converted
+        parse_effects(settings["effects"])
+    except EffectError as exc:
+        raise PhotoFailed(EXIT_BAD_INPUT, f"effect: {exc}") from exc
     return settings
 
 
@@ -229,6 +247,10 @@ def convert_one(photo: Path, settings: dict[str, Any], out_dir: Path, python: st
                 raise PhotoFailed(EXIT_BAD_INPUT, f"camera path {settings['path']}: {exc}") from exc
             scene.frame_start, scene.frame_end = 1, max(1, int(settings["frames"]))
             _say(f"{photo.name}: camera path {settings['path']}")
+        effects = parse_effects(settings["effects"])
+        if effects:
+            apply_effects(collection, effects)
+            _say(f"{photo.name}: effects {', '.join(e.kind.lower() for e in effects)}")
         stem = photo.stem
         if settings["video"]:
             result.outputs += [str(p) for p in _render(scene, settings, out_dir, stem)]

@@ -16,6 +16,8 @@ from .camera_animation import (
     scene_info_from_collection,
 )
 from .camera_paths import EASINGS, PRESETS, PathSettings, reveal_ratio, safe_amplitude
+from .effects_panel import PHOTO3D_OT_pick_pivot, draw_effects, effect_properties
+from .effects_panel import classes as effect_classes
 from .render_settings import (
     FRAME_RATES,
     OUTPUTS,
@@ -65,6 +67,12 @@ class Photo3DSceneSettings(bpy.types.PropertyGroup):
     pivot_layer: bpy.props.IntProperty(
         name="Pivot Layer", description="Layer whose depth is the pivot and focus (-1: automatic)", default=-1, min=-1
     )
+    pivot_depth: bpy.props.FloatProperty(
+        name="Pivot Depth",
+        description="Depth picked in the viewport for the pivot and focus (0: use the pivot layer or automatic)",
+        default=0.0,
+        min=0.0,
+    )
     use_dof: bpy.props.BoolProperty(name="Depth of Field", description="Focus on the pivot", default=False)
     fstop: bpy.props.FloatProperty(name="F-Stop", default=2.8, min=0.1, max=128.0)
 
@@ -78,9 +86,17 @@ class Photo3DSceneSettings(bpy.types.PropertyGroup):
     filepath: bpy.props.StringProperty(name="Output Path", default="//photo3d_render/", subtype="FILE_PATH")
 
 
+Photo3DSceneSettings.__annotations__.update(effect_properties())
+
+
 def path_settings(settings: Photo3DSceneSettings, collection: bpy.types.Collection, fps: float) -> PathSettings:
     """The scene's camera-path choices as ``PathSettings`` for ``collection``."""
-    pivot = pivot_depth_from_layer(collection, settings.pivot_layer) if settings.pivot_layer >= 0 else None
+    if settings.pivot_depth > 0.0:  # picked in the viewport
+        pivot = float(settings.pivot_depth)
+    elif settings.pivot_layer >= 0:
+        pivot = pivot_depth_from_layer(collection, settings.pivot_layer)
+    else:
+        pivot = None
     return PathSettings(
         preset=settings.path_preset,
         amplitude=None if settings.use_safe_amplitude else settings.amplitude,
@@ -107,8 +123,10 @@ class PHOTO3D_OT_apply_camera_path(bpy.types.Operator):
             self.report({"ERROR"}, "No Photo3D scene here: import a photo first (File > Import > Image to 3D Layers)")
             return {"CANCELLED"}
         settings = context.scene.photo3d
-        if settings.pivot_layer >= 0 and not any(
-            o.get("photo3d_layer") == settings.pivot_layer for o in collection.objects
+        if (
+            settings.pivot_depth <= 0.0
+            and settings.pivot_layer >= 0
+            and not any(o.get("photo3d_layer") == settings.pivot_layer for o in collection.objects)
         ):
             self.report({"ERROR"}, f"{collection.name} has no layer {settings.pivot_layer}")
             return {"CANCELLED"}
@@ -225,8 +243,12 @@ class VIEW3D_PT_photo3d(bpy.types.Panel):
         if settings.use_safe_amplitude:
             info = scene_info_from_collection(collection)
             box.label(text=f"Safe amplitude: {safe_amplitude(settings.path_preset, info):.3f}")
-        for name in ("duration", "easing", "loop", "overscan", "pivot_layer", "use_dof"):
+        for name in ("duration", "easing", "loop", "overscan", "pivot_layer"):
             box.prop(settings, name)
+        row = box.row(align=True)
+        row.prop(settings, "pivot_depth")
+        row.operator(PHOTO3D_OT_pick_pivot.bl_idname, text="", icon="EYEDROPPER")
+        box.prop(settings, "use_dof")
         if settings.use_dof:
             box.prop(settings, "fstop")
         if settings.path_preset == "HANDHELD":
@@ -238,6 +260,8 @@ class VIEW3D_PT_photo3d(bpy.types.Panel):
         row.operator(PHOTO3D_OT_apply_camera_path.bl_idname, icon="ANIM")
         row.operator(PHOTO3D_OT_clear_camera_path.bl_idname, icon="X")
 
+        draw_effects(layout, context.scene)
+
         box = layout.box()
         box.label(text="Render", icon="RENDER_ANIMATION")
         for name in ("resolution", "fps", "quality", "output", "motion_blur", "filepath"):
@@ -248,6 +272,7 @@ class VIEW3D_PT_photo3d(bpy.types.Panel):
 
 
 classes = (
+    *effect_classes,
     Photo3DSceneSettings,
     PHOTO3D_OT_apply_camera_path,
     PHOTO3D_OT_clear_camera_path,
