@@ -46,10 +46,12 @@ def test_batch_writes_video_and_blend_and_skips_a_bad_photo(photos, tmp_path):
     run = _batch(
         str(photos / "broken.jpg"), str(photos / "motorcycle.png"), "--out", str(out), "--depth", str(photos),
         "--no-segmentation", "--frames", "4", "--quality", "PREVIEW", "--samples", "1",
+        "--effect", "rain:amount=0.5:wind=0.2", "--effect", "fog:amount=0.3",
     )  # fmt: skip
     assert run.returncode == 2, run.stdout + run.stderr  # the first failure was bad input
     lines = [line for line in run.stdout.splitlines() if line.startswith("photo3d:")]
     assert any("motorcycle.png: segment" in line for line in lines)  # a line per stage
+    assert "photo3d: motorcycle.png: effects rain, fog" in lines
     assert [line for line in lines if "motorcycle: frame" in line][-1].endswith("frame 4/4")  # and per frame
     assert "summary: 1 of 2 photos succeeded" in run.stdout
     summary = json.loads((out / "summary.json").read_text())
@@ -72,19 +74,25 @@ def test_batch_writes_video_and_blend_and_skips_a_bad_photo(photos, tmp_path):
             "c = [c for c in bpy.data.collections if 'photo3d_source' in c]; "
             "print('RESULT', json.dumps([len(c), len([o for o in c[0].objects if 'photo3d_layer' in o]), "
             "bpy.context.scene.camera is not None, "
-            "all(os.path.isfile(bpy.path.abspath(i.filepath)) for i in bpy.data.images if i.source == 'FILE')]))"
+            "all(os.path.isfile(bpy.path.abspath(i.filepath)) for i in bpy.data.images if i.source == 'FILE'), "
+            "[o['photo3d_effect'] for o in c[0].objects if 'photo3d_effect' in o], "
+            "len(bpy.data.objects['Photo3D Rain motorcycle'].evaluated_get("
+            "bpy.context.evaluated_depsgraph_get()).data.vertices)]))"
         ), str(out / "motorcycle.blend")],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     result = json.loads(next(line for line in reopen.stdout.splitlines() if line.startswith("RESULT"))[7:])
-    n_collections, n_layers, has_camera, images_load = result
+    n_collections, n_layers, has_camera, images_load, effect_kinds, rain_vertices = result
     assert n_collections == 1 and n_layers >= 2 and has_camera and images_load
+    # The effects play without the add-on: the node group is in the file and builds the rain's sprites.
+    assert effect_kinds == ["RAIN"] and rain_vertices > 1000
 
 
 def test_settings_file_drives_a_png_job_and_flags_override_it(photos, tmp_path):
     settings = tmp_path / "job.json"
     settings.write_text(json.dumps({"output": "PNG", "frames": 2, "quality": "PREVIEW", "blend": False,
-                                    "segmentation": False, "samples": 1, "depth": str(photos)}))  # fmt: skip
+                                    "segmentation": False, "samples": 1, "depth": str(photos),
+                                    "effects": ["snow:amount=1:size=2"]}))  # fmt: skip
     out = tmp_path / "out"
     run = _batch(str(photos / "motorcycle.png"), "--settings", str(settings), "--out", str(out), "--frames", "3")
     assert run.returncode == 0, run.stdout + run.stderr
@@ -94,6 +102,7 @@ def test_settings_file_drives_a_png_job_and_flags_override_it(photos, tmp_path):
     assert all(p.std() > 20 for p in pixels)  # the photo's scene, not an empty world
     assert np.abs(pixels[1] - pixels[0]).mean() > 0.5  # the default camera path moves
     assert not (out / "motorcycle.blend").exists()
+    assert "photo3d: motorcycle.png: effects snow" in run.stdout
 
 
 def test_bad_settings_and_no_photos_are_bad_input(tmp_path):
@@ -102,3 +111,8 @@ def test_bad_settings_and_no_photos_are_bad_input(tmp_path):
     run = _batch("x.png", "--settings", str(settings))
     assert run.returncode == 2 and "unknown keys frame" in run.stdout
     assert _batch().returncode == 2
+    run = _batch("x.png", "--effect", "hail")
+    assert run.returncode == 2 and "unknown effect 'hail'" in run.stdout
+    settings.write_text(json.dumps({"effects": [{"kind": "rain", "amount": 4}]}))
+    run = _batch("x.png", "--settings", str(settings))
+    assert run.returncode == 2 and "rain amount must be between 0 and 1" in run.stdout

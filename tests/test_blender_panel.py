@@ -10,6 +10,8 @@ from PIL import Image
 
 bpy = pytest.importorskip("bpy", reason="the Blender tier needs the bpy wheel (scripts/setup.sh installs it)")
 
+from mathutils import Vector  # noqa: E402
+
 from scripts.make_example import motorcycle_depth  # noqa: E402
 from tests.blender_support import reset_scene  # noqa: E402
 
@@ -72,3 +74,64 @@ def test_render_still_writes_the_frame(imported, tmp_path):
     (frame,) = list(Path(tmp_path).glob("still_*.png"))
     pixels = np.asarray(Image.open(frame).convert("RGB"))
     assert pixels.shape == (250, 370, 3) and pixels.std() > 20
+
+
+def _effect_objects(scene) -> list[str]:
+    return sorted(o["photo3d_effect"] for o in scene.objects if "photo3d_effect" in o)
+
+
+def test_effect_settings_apply_live_and_remove(imported):
+    settings = imported.photo3d
+    settings.rain.enabled = True  # live: the property update builds it
+    assert _effect_objects(imported) == ["RAIN"]
+    settings.snow.enabled, settings.fog.enabled = True, True
+    settings.rain.amount = 0.25
+    assert _effect_objects(imported) == ["RAIN", "SNOW"]
+    rain = next(o for o in imported.objects if o.get("photo3d_effect") == "RAIN")
+    assert len(rain.data.vertices) == round(0.25 * 6000)
+    layer = next(o for o in imported.objects if "photo3d_layer" in o)
+    assert "Photo3D Fog" in layer.data.materials[0].node_tree.nodes
+    # A band that can't be used is not applied; the operator names it.
+    settings.live_effects = False
+    settings.snow.near, settings.snow.far = 0.8, 0.2
+    with pytest.raises(RuntimeError, match="snow depth band"):
+        bpy.ops.photo3d.apply_effects()
+    settings.snow.near, settings.snow.far = 0.0, 1.0
+    settings.wind = 0.5
+    assert bpy.ops.photo3d.apply_effects() == {"FINISHED"}
+    rain = next(o for o in imported.objects if o.get("photo3d_effect") == "RAIN")
+    assert rain.modifiers[0][next(i.identifier for i in rain.modifiers[0].node_group.interface.items_tree
+                                  if i.name == "Velocity")][0] > 0  # fmt: skip
+    settings.live_effects = True
+    assert bpy.ops.photo3d.remove_effects() == {"FINISHED"}
+    assert _effect_objects(imported) == []
+    assert not (settings.rain.enabled or settings.snow.enabled or settings.fog.enabled)
+    assert "Photo3D Fog" not in layer.data.materials[0].node_tree.nodes
+
+
+def test_a_ray_through_the_photo_gives_the_depth_there(imported, photo3d_extension):
+    from tests.blender_support import addon_module
+
+    panel = addon_module("photo3d_addon.effects_panel")
+    anim = addon_module("photo3d_addon.camera_animation")
+    collection = next(c for c in imported.collection.children_recursive if "photo3d_source" in c)
+    camera = imported.camera
+    info = anim.scene_info_from_collection(collection)
+    for u, v in ((370.0, 250.0), (100.0, 400.0), (600.0, 80.0)):
+        # The ray from the photo's camera through pixel (u, v), in world space.
+        cx, cy = info.principal_point
+        local = Vector(((u - cx) / info.focal_px, -(v - cy) / info.focal_px, -1.0))
+        origin = camera.matrix_world.translation
+        direction = camera.matrix_world.to_3x3() @ local
+        depth = panel.depth_along_ray(bpy.context, collection, origin, direction)
+        expected = anim.depth_at_pixel(collection, u, v)
+        assert depth == pytest.approx(expected, rel=0.08), (u, v)
+    # A ray that misses the photo altogether.
+    assert panel.depth_along_ray(bpy.context, collection, camera.matrix_world.translation, -direction) is None
+    # The picked depth becomes the path's pivot.
+    imported.photo3d.pivot_depth = 3.0
+    try:
+        path = addon_module("photo3d_addon.scene_panel").path_settings(imported.photo3d, collection, 24.0)
+        assert path.pivot_depth == 3.0
+    finally:
+        imported.photo3d.pivot_depth = 0.0
