@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frames", type=int, help="number of frames (default 120)")
     parser.add_argument("--quality", choices=list(QUALITY), help="PREVIEW or FINAL (default)")
     parser.add_argument("--samples", type=int, help="Eevee samples, overriding the quality's")
+    parser.add_argument(
+        "--motion-blur", action=argparse.BooleanOptionalAction, default=None, help="Eevee motion blur (default on)"
+    )
     parser.add_argument("--path", choices=["NONE", *PRESETS], help="camera path preset (default SWING_H)")
     parser.add_argument("--amplitude", type=float, help="path amplitude (default: safe for the inpainted band)")
     parser.add_argument("--loop", action=argparse.BooleanOptionalAction, default=None, help="seamless loop")
@@ -94,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--representation", choices=["MESH", "MPI"], help="mesh layers (default) or MPI planes")
     parser.add_argument("--layers", type=int, help="most depth layers")
     parser.add_argument("--depth", type=Path, help="a depth file for a single photo, or a folder of <stem>.npy/.png")
+    parser.add_argument("--focal-px", type=float, help="focal length in pixels, for calibrated photos")
     parser.add_argument("--depth-kind", choices=["DEPTH", "DISPARITY"], help="what depth files hold")
     parser.add_argument("--no-segmentation", dest="segmentation", action="store_false", default=None)
     parser.add_argument("--inpaint", choices=["TELEA", "NS", "LAMA"], help="how hidden parts are filled")
@@ -113,6 +117,7 @@ DEFAULTS: dict[str, Any] = {
     "frames": 120,
     "quality": "FINAL",
     "samples": None,
+    "motion_blur": True,
     "path": "SWING_H",
     "amplitude": None,
     "loop": True,
@@ -121,6 +126,7 @@ DEFAULTS: dict[str, Any] = {
     "layers": 5,
     "depth": None,
     "depth_kind": "DEPTH",
+    "focal_px": 0.0,
     "segmentation": True,
     "inpaint": "TELEA",
     "worker_python": None,
@@ -206,6 +212,7 @@ def convert_one(photo: Path, settings: dict[str, Any], out_dir: Path, python: st
             depth_source="FILE" if settings["depth"] else "MODEL",
             depth_file=_depth_for(photo, settings["depth"]),
             depth_kind=settings["depth_kind"],
+            focal_px=float(settings["focal_px"] or 0.0),
             segmentation=bool(settings["segmentation"]),
             inpaint=settings["inpaint"],
             device=settings["device"],
@@ -276,6 +283,7 @@ def _render(scene: bpy.types.Scene, settings: dict[str, Any], out_dir: Path, ste
         fps=int(settings["fps"]),
         quality=settings["quality"],
         output=settings["output"],
+        motion_blur=bool(settings["motion_blur"]),
         filepath=str(target),
     )
     apply_render_settings(scene, render)

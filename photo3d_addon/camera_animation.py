@@ -8,8 +8,10 @@ first, so a second preset replaces the first instead of stacking on it. Other an
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +37,29 @@ def _manifest(collection: bpy.types.Collection) -> dict[str, Any]:
     return json.loads((Path(package) / "manifest.json").read_text(encoding="utf-8"))
 
 
+@functools.lru_cache(maxsize=8)
+def _border_depth(depth_path: str, modified: float) -> float | None:
+    """The nearest depth along the photo's border (1st percentile, so one stray pixel does not count)."""
+    depth = np.load(depth_path, mmap_mode="r")
+    edge = np.concatenate([depth[0], depth[-1], depth[:, 0], depth[:, -1]]).astype(np.float64)
+    edge = edge[np.isfinite(edge) & (edge > 0)]
+    return float(np.percentile(edge, 1)) if edge.size else None
+
+
 def scene_info_from_collection(collection: bpy.types.Collection, pivot_depth: float | None = None) -> SceneInfo:
-    """The camera, depth range and inpainted band of the package an imported photo's collection came from."""
-    return SceneInfo.from_manifest(_manifest(collection), pivot_depth=pivot_depth)
+    """The camera, depth range and inpainted band of the package an imported photo's collection came from.
+
+    The border depth (for overscan) is the nearest content anywhere along the photo's border: a move that
+    backs away shrinks near content most, and its edge must stay outside the view too.
+    """
+    manifest = _manifest(collection)
+    info = SceneInfo.from_manifest(manifest, pivot_depth=pivot_depth)
+    depth_path = Path(collection["photo3d_package"]) / manifest["depth"].get("map", "depth.npy")
+    if depth_path.is_file():
+        border = _border_depth(str(depth_path), depth_path.stat().st_mtime)
+        if border is not None:
+            info = replace(info, border_depth=min(border, info.border_depth or border))
+    return info
 
 
 def photo_camera(collection: bpy.types.Collection) -> bpy.types.Object | None:

@@ -30,6 +30,8 @@ class ImportChoices:
     device: str = "auto"
     models_dir: str = ""
     allow_download: bool = False
+    focal_px: float = 0.0
+    """The photo's focal length in pixels when known (calibrated cameras); 0 = from EXIF or a default."""
 
 
 class ChoiceError(ValueError):
@@ -79,6 +81,10 @@ def pipeline_options(choices: ImportChoices) -> dict[str, Any]:
             "depth_kind": choices.depth_kind.lower(),
             "depth_scale": float(choices.depth_scale),
         }
+    if choices.focal_px < 0 or choices.focal_px != choices.focal_px:
+        raise ChoiceError(f"the focal length must be positive pixels, not {choices.focal_px}")
+    if choices.focal_px > 0:
+        options["load"]["focal_px"] = float(choices.focal_px)
     if not choices.segmentation:
         options["segment"]["model"] = "none"
     if choices.models_dir:

@@ -30,12 +30,12 @@ def test_choices_become_valid_pipeline_options(mods, tmp_path):
     np.save(depth, np.ones((4, 4), np.float32))
     choices = jo.ImportChoices(
         representation="MPI", layers=6, quality="HIGH", depth_source="FILE", depth_file=str(depth),
-        depth_kind="DISPARITY", depth_scale=4.0, segmentation=False, inpaint="NS", device="cpu",
+        depth_kind="DISPARITY", depth_scale=4.0, segmentation=False, inpaint="NS", device="cpu", focal_px=995.0,
     )  # fmt: skip
     options = jo.pipeline_options(choices)
     parsed = PipelineOptions.from_dict(options)  # the worker accepts exactly this
     assert parsed.geometry.representation == "mpi" and parsed.geometry.mpi_planes == 48
-    assert parsed.load.work_size == 1536 and parsed.layers.max_layers == 6
+    assert parsed.load.work_size == 1536 and parsed.layers.max_layers == 6 and parsed.load.focal_px == 995.0
     assert parsed.depth.depth_file == str(depth) and parsed.depth.depth_kind == "disparity"
     assert parsed.depth.depth_scale == 4.0 and parsed.segment.model == "none"
     assert parsed.inpaint.method == "ns" and parsed.runtime.device == "cpu" and parsed.runtime.offline
@@ -55,6 +55,7 @@ def test_default_choices_use_the_models(mods):
         ({"depth_source": "FILE", "depth_file": ""}, "none chosen"),
         ({"layers": 0}, "between 1 and 16"),
         ({"quality": "ULTRA"}, "unknown quality"),
+        ({"focal_px": -3.0}, "focal length must be positive"),
     ],
 )
 def test_impossible_choices_are_named(mods, change, message):

@@ -246,3 +246,24 @@ def test_overscan_keeps_the_photo_edges_out_of_the_render(photo, camera, mods, t
         scene.render.film_transparent = saved
     assert (edges[False] < 8).mean() > 0.9  # nothing past the photo's edge
     assert (edges[True] < 8).mean() < 0.05
+
+
+def test_overscan_covers_near_content_at_the_border_when_backing_away(photo, camera, mods, tmp_path):
+    """A dolly-zoom backs away: near content along the border (the floor) shrinks most, and its edge too must
+    stay outside the view. Overscan is computed from the nearest depth anywhere on the photo's border."""
+    _, anim = mods
+    info = anim.scene_info_from_collection(photo)
+    depth = np.load(Path(photo["photo3d_package"]) / "depth.npy")
+    border = np.concatenate([depth[0], depth[-1], depth[:, 0], depth[:, -1]])
+    assert info.border_depth == pytest.approx(np.percentile(border[border > 0], 1), rel=1e-6)
+    scene = bpy.context.scene
+    saved = scene.render.film_transparent
+    scene.render.film_transparent = True  # empty pixels render black
+    try:
+        _apply(mods, photo, camera, "DOLLY_ZOOM", loop=True, overscan=True)
+        scene.frame_set(1 + DURATION // 2)  # the loop's far end
+        rendered = render_camera(tmp_path / "dolly_zoom.png", *RENDER_SIZE).max(axis=2)
+    finally:
+        scene.render.film_transparent = saved
+    for name, strip in (("bottom", rendered[-2:]), ("right", rendered[:, -2:]), ("top", rendered[:2])):
+        assert (strip < 8).mean() < 0.02, f"empty pixels along the {name} edge"
