@@ -99,7 +99,7 @@ def test_zip_holds_the_add_on_and_core_but_no_dev_files(zips):
         assert {f"core/{p.name}" for p in (ROOT / "core").glob("*.py")} <= set(names)
         for name in names:
             top = name.split("/", 1)[0]
-            assert top not in {"tests", "scripts", "requirements", "wheels", "out", "dist", "examples"}, name
+            assert top not in {"tests", "scripts", "requirements", "wheels", "out", "dist", "examples", "docs"}, name
             assert not top.startswith("."), name
             assert "__pycache__" not in name and not name.endswith((".pyc", ".zip")), name
         assert "pyproject.toml" not in names
