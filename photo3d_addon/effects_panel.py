@@ -12,6 +12,7 @@ from mathutils import Vector
 
 from .effect_params import EFFECTS, KINDS, EffectError, EffectSettings
 from .effects import apply_effects, remove_effects
+from .photo_context import NO_PHOTO, active_photo_collection
 
 DEFAULT_AMOUNT = {"RAIN": 0.6, "SNOW": 0.6, "FOG": 0.35, "DUST": 0.6, "HALOS": 0.5}
 
@@ -19,8 +20,6 @@ DEFAULT_AMOUNT = {"RAIN": 0.6, "SNOW": 0.6, "FOG": 0.35, "DUST": 0.6, "HALOS": 0
 def _sync(self, context: bpy.types.Context) -> None:
     """Property update: re-apply the scene's effects to the active photo; a bad combination waits (the panel
     says why) instead of raising inside Blender's property update."""
-    from .scene_panel import active_photo_collection
-
     collection = active_photo_collection(context)
     if collection is None or not getattr(context.scene.photo3d, "live_effects", True):
         return
@@ -107,11 +106,9 @@ class PHOTO3D_OT_apply_effects(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     def execute(self, context):
-        from .scene_panel import active_photo_collection
-
         collection = active_photo_collection(context)
         if collection is None:
-            self.report({"ERROR"}, "No Photo3D scene here: import a photo first (File > Import > Image to 3D Layers)")
+            self.report({"ERROR"}, NO_PHOTO)
             return {"CANCELLED"}
         try:
             created = apply_effects(collection, scene_effects(context.scene))
@@ -131,11 +128,9 @@ class PHOTO3D_OT_remove_effects(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     def execute(self, context):
-        from .scene_panel import active_photo_collection
-
         collection = active_photo_collection(context)
         if collection is None:
-            self.report({"ERROR"}, "No Photo3D scene here")
+            self.report({"ERROR"}, NO_PHOTO)
             return {"CANCELLED"}
         settings = context.scene.photo3d
         live, settings.live_effects = settings.live_effects, False
@@ -184,10 +179,8 @@ class PHOTO3D_OT_pick_pivot(bpy.types.Operator):
         return context.area is not None and context.area.type == "VIEW_3D"
 
     def invoke(self, context, event):
-        from .scene_panel import active_photo_collection
-
         if active_photo_collection(context) is None:
-            self.report({"ERROR"}, "No Photo3D scene here: import a photo first")
+            self.report({"ERROR"}, NO_PHOTO)
             return {"CANCELLED"}
         context.window.cursor_modal_set("EYEDROPPER")
         context.area.header_text_set("Click the photo where the pivot should be (Esc or right-click cancels)")
@@ -200,8 +193,6 @@ class PHOTO3D_OT_pick_pivot(bpy.types.Operator):
 
     def modal(self, context, event):
         from bpy_extras import view3d_utils
-
-        from .scene_panel import active_photo_collection
 
         if event.type in {"ESC", "RIGHTMOUSE"}:
             self._finish(context)

@@ -18,6 +18,7 @@ from .camera_animation import (
 from .camera_paths import EASINGS, PRESETS, PathSettings, reveal_ratio, safe_amplitude
 from .effects_panel import PHOTO3D_OT_pick_pivot, draw_effects, effect_properties
 from .effects_panel import classes as effect_classes
+from .photo_context import NO_PHOTO, active_photo_collection
 from .render_settings import (
     FRAME_RATES,
     OUTPUTS,
@@ -28,21 +29,8 @@ from .render_settings import (
     apply_render_settings,
     render_frames,
 )
-from .scene_builder import SOURCE_KEY
 
 _PRESET_ITEMS = [(name, name.replace("_", " ").title(), "") for name in PRESETS]
-
-
-def active_photo_collection(context: bpy.types.Context) -> bpy.types.Collection | None:
-    """The imported photo the user is working on: the active object's, else the scene camera's."""
-    for obj in (context.active_object, context.scene.camera):
-        if obj is None:
-            continue
-        for collection in obj.users_collection:
-            if SOURCE_KEY in collection:
-                return collection
-    photos = [c for c in context.scene.collection.children_recursive if SOURCE_KEY in c]
-    return photos[-1] if photos else None
 
 
 class Photo3DSceneSettings(bpy.types.PropertyGroup):
@@ -120,7 +108,7 @@ class PHOTO3D_OT_apply_camera_path(bpy.types.Operator):
     def execute(self, context):
         collection = active_photo_collection(context)
         if collection is None:
-            self.report({"ERROR"}, "No Photo3D scene here: import a photo first (File > Import > Image to 3D Layers)")
+            self.report({"ERROR"}, NO_PHOTO)
             return {"CANCELLED"}
         settings = context.scene.photo3d
         if (
