@@ -256,7 +256,10 @@ def convert_one(photo: Path, settings: dict[str, Any], out_dir: Path, python: st
             _say(f"{photo.name}: camera path {settings['path']}")
         effects = parse_effects(settings["effects"])
         if effects:
-            apply_effects(collection, effects)
+            try:
+                apply_effects(collection, effects)
+            except ValueError as exc:
+                raise PhotoFailed(EXIT_BAD_INPUT, f"effects: {exc}") from exc
             _say(f"{photo.name}: effects {', '.join(e.kind.lower() for e in effects)}")
         stem = photo.stem
         if settings["video"]:

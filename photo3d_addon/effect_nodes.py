@@ -269,7 +269,7 @@ def sprite_material(name: str, layout: ParticleLayout, additive: bool, fog: bpy.
     return material
 
 
-def fog_group(name: str, layout: FogLayout) -> bpy.types.NodeTree:
+def fog_group(name: str, layout: FogLayout, scene: bpy.types.Scene) -> bpy.types.NodeTree:
     """A shader group ``Color -> Color`` that mixes in fog by the surface's distance from the camera.
 
     Opacity is ``1 - exp(-density * (distance - start) * wisp)``, where ``wisp`` is a drifting 3D noise
@@ -293,7 +293,14 @@ def fog_group(name: str, layout: FogLayout) -> bpy.types.NodeTree:
     seconds = t.node("ShaderNodeValue", -1200, -300, name="seconds", label="Seconds")
     driver = seconds.outputs[0].driver_add("default_value").driver
     driver.type = "SCRIPTED"
-    driver.expression = f"frame / {float(bpy.context.scene.render.fps) / bpy.context.scene.render.fps_base:.6f}"
+    # Seconds from the scene's own frame rate, read live: changing the fps later keeps the drift speed.
+    for name, path in (("fps", "render.fps"), ("fps_base", "render.fps_base")):
+        variable = driver.variables.new()
+        variable.name, variable.type = name, "SINGLE_PROP"
+        variable.targets[0].id_type = "SCENE"
+        variable.targets[0].id = scene
+        variable.targets[0].data_path = path
+    driver.expression = "frame * fps_base / fps"  # a simple expression: no Python, runs in untrusted files
     drift = t.vmath("SCALE", layout.drift, x=-1000, y=-300)
     t.feed(drift.inputs["Scale"], seconds.outputs[0])
     position = t.node("ShaderNodeNewGeometry", -1200, -500).outputs["Position"]

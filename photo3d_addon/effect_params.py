@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -187,7 +187,7 @@ class Frustum:
     depth_start: float
     depth_end: float
     pivot: float
-    frame_height: float = field(default=0.0)
+    frame_height: float
     """Frame height in scene units at the pivot depth."""
 
     @classmethod
@@ -354,9 +354,3 @@ def fog_opacity(layout: FogLayout, distance: float | np.ndarray) -> float | np.n
     """Opacity of even fog (no wisps) in front of a surface at ``distance`` from the camera."""
     travelled = np.maximum(np.asarray(distance, dtype=np.float64) - layout.start, 0.0)
     return 1.0 - np.exp(-layout.density * travelled)
-
-
-def with_defaults(settings: EffectSettings) -> EffectSettings:
-    """``settings`` with its band and colour filled in from the effect's natural look."""
-    near, far = settings.band()
-    return replace(settings, near=near, far=far, colour=settings.resolved_colour())

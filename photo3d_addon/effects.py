@@ -28,6 +28,14 @@ def _root(collection: bpy.types.Collection) -> bpy.types.Object | None:
     return camera.parent if camera is not None else None
 
 
+def _scene_of(collection: bpy.types.Collection) -> bpy.types.Scene:
+    """The scene showing ``collection`` (the fog reads its frame rate), else the current one."""
+    for scene in bpy.data.scenes:
+        if collection in scene.collection.children_recursive:
+            return scene
+    return bpy.context.scene
+
+
 def _photo_materials(collection: bpy.types.Collection) -> list[bpy.types.Material]:
     materials = []
     for obj in collection.objects:
@@ -111,7 +119,7 @@ def apply_effects(
     created: list[bpy.types.Object] = []
     by_kind = {e.kind: e for e in effects}
     if "FOG" in by_kind and by_kind["FOG"].amount > 0.0:
-        fog = fog_group(_fog_group_name(collection), fog_layout(by_kind["FOG"], frustum))
+        fog = fog_group(_fog_group_name(collection), fog_layout(by_kind["FOG"], frustum), _scene_of(collection))
         for material in _photo_materials(collection):
             insert_fog(material, fog)
     for kind in EFFECTS:

@@ -131,6 +131,23 @@ def test_fog_grows_with_depth_as_the_layout_says(photo, mods, clean, tmp_path, m
     assert opacity[wall].mean() > opacity[inside].mean()
 
 
+def test_fog_drift_follows_the_scene_frame_rate_without_python(photo, mods, clean):
+    effects, fx = mods
+    effects.apply_effects(photo, [fx.EffectSettings("FOG")])
+    group = bpy.data.node_groups[f"Photo3D Fog {photo.name}"]
+    (fcurve,) = group.animation_data.drivers
+    assert fcurve.driver.is_simple_expression  # evaluates with Python scripts disabled
+    scene = bpy.context.scene
+    saved = scene.render.fps
+    try:
+        for fps in (24, 50):
+            scene.render.fps = fps
+            scene.frame_set(100)
+            assert group.nodes["seconds"].outputs[0].default_value == pytest.approx(100 / fps)
+    finally:
+        scene.render.fps = saved
+
+
 def test_node_group_moves_particles_as_the_layout_says(photo, mods, clean):
     effects, fx = mods
     (obj,) = effects.apply_effects(photo, [fx.EffectSettings("RAIN", amount=0.05, wind=0.4, seed=2)])
