@@ -45,6 +45,25 @@ class Cancelled(Photo3DError):
     exit_code = 130
 
 
+class SignalReceived(BaseException):
+    """SIGTERM or SIGHUP arrived: the run unwinds like a cancel (a BaseException, so no ``except Exception``
+    on the way turns it into another error), and the process exits with 128 + the signal's number."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        import signal
+
+        return signal.Signals(self.signum).name
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
 # Exit codes the CLI documents; 1 is an unexpected internal error.
 EXIT_CODES = {
     0: "success",
@@ -53,5 +72,7 @@ EXIT_CODES = {
     3: "model or weights missing or unloadable",
     4: "output cannot be written",
     5: "invalid layer package",
-    130: "cancelled",
+    129: "stopped by SIGHUP (nothing written)",
+    130: "cancelled (Ctrl-C)",
+    143: "stopped by SIGTERM (nothing written)",
 }

@@ -22,7 +22,7 @@ from .layers import Layer, build_layers
 from .load import LoadedImage, load_image
 from .models import ModelCache, resolve_device, resolve_model_source, resolve_weights_file
 from .options import HarmonizeOptions, PipelineOptions
-from .package import FORMAT_NAME, FORMAT_VERSION, save_mesh_file, update_manifest, write_package_atomically
+from .package import FORMAT_NAME, FORMAT_VERSION, save_mesh_file, write_package_atomically
 from .progress import Progress
 from .segment import segment_image
 from .segment_official import is_official_checkpoint
@@ -165,8 +165,8 @@ def _models_used(options: PipelineOptions, depth: DepthResult) -> dict[str, str]
 
 def write_scene_package(
     scene: SceneLayers, out_dir: str | os.PathLike, options: PipelineOptions, progress: Progress
-) -> Path:
-    """Write textures, meshes or planes, the contact sheet and the manifest, atomically."""
+) -> tuple[Path, dict[str, Any]]:
+    """Write textures, meshes or planes, the contact sheet and the manifest, atomically; returns both."""
     loaded = scene.loaded
 
     def fill(tmp: Path) -> dict[str, Any]:
@@ -240,12 +240,19 @@ def write_scene_package(
             "models": _models_used(options, scene.depth),
             "options": options.to_dict(),
             "stats": scene.info,
-            "timings": {},
+            # Written once, with the package: the package stage's own time runs up to this point.
+            "timings": progress.timings_so_far(),
         }
 
+    written: dict[str, Any] = {}
+
+    def fill_and_keep(tmp: Path) -> dict[str, Any]:
+        written.update(fill(tmp))
+        return written
+
     with progress.stage("package"):
-        path = write_package_atomically(out_dir, fill)
-    return path
+        path = write_package_atomically(out_dir, fill_and_keep)
+    return path, written
 
 
 def convert_image(
@@ -259,7 +266,5 @@ def convert_image(
     options = options or PipelineOptions()
     progress = progress or Progress()
     scene = compute_layers(image_path, options, progress, cache)
-    path = write_scene_package(scene, out_dir, options, progress)
-    # Timings are known only after the package stage: patch them into the written manifest.
-    manifest = update_manifest(path, {"timings": {k: round(v, 4) for k, v in progress.timings.items()}})
+    path, manifest = write_scene_package(scene, out_dir, options, progress)
     return PipelineResult(path, manifest)

@@ -42,6 +42,7 @@ class Progress:
     cancel_token: CancelToken = field(default_factory=CancelToken)
     timings: dict[str, float] = field(default_factory=dict)
     _stage: str = ""
+    _stage_started: float = 0.0
 
     def update(self, fraction: float, message: str = "") -> None:
         """Report progress within the current stage and honour a pending cancel."""
@@ -57,12 +58,19 @@ class Progress:
         """Time a stage, reporting 0 at its start and 1 at its end."""
         self._stage = name
         self.update(0.0, "")
-        start = time.perf_counter()
+        start = self._stage_started = time.perf_counter()
         try:
             yield self
         finally:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
         self.update(1.0, "")
+
+    def timings_so_far(self) -> dict[str, float]:
+        """Finished stages' seconds plus the running stage's until now, rounded for the manifest."""
+        timings = dict(self.timings)
+        if self._stage and self._stage_started:
+            timings[self._stage] = timings.get(self._stage, 0.0) + time.perf_counter() - self._stage_started
+        return {stage: round(seconds, 4) for stage, seconds in timings.items()}
 
 
 def null_progress() -> Progress:

@@ -44,9 +44,18 @@ def test_valid_package_reads(package_dir):
     assert mesh["vertices"].dtype == np.float32 and mesh["faces"].dtype == np.int32
 
 
-def test_minor_version_is_accepted_major_is_not(copy):
-    _edit(copy, lambda m: m.update(version="1.7"))
+def test_only_known_versions_are_accepted(copy):
+    _edit(copy, lambda m: m.update(version="1.0"))
     read_package(copy)
+    # A newer minor version may add fields that change what the files mean: refuse rather than guess.
+    for version in ("1.7", "1.999"):
+        _edit(copy, lambda m, v=version: m.update(version=v))
+        with pytest.raises(PackageError, match="newer than this reader"):
+            read_package(copy)
+    for version in ("1", "1.x", 1.0, None):
+        _edit(copy, lambda m, v=version: m.update(version=v))
+        with pytest.raises(PackageError, match="MAJOR.MINOR"):
+            read_package(copy)
     _edit(copy, lambda m: m.update(version="2.0"))
     with pytest.raises(PackageError, match="version '2.0' is not supported"):
         read_package(copy)
