@@ -104,11 +104,12 @@ def _load_depth_net(source: str, device: str, offline: bool) -> _DepthNet:
     from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
     try:
-        model = AutoModelForDepthEstimation.from_pretrained(source, local_files_only=offline)
+        model = AutoModelForDepthEstimation.from_pretrained(source, local_files_only=offline, use_safetensors=True)
     except Exception as exc:
         raise ModelError(
             f"cannot load depth model from {source}: {exc}. "
-            "It must be a transformers depth-estimation model (config.json plus weights)"
+            "It must be a transformers depth-estimation model (config.json plus model.safetensors: weights in "
+            "pickle formats such as pytorch_model.bin are not loaded, they can run code)"
         ) from exc
     mean, std = _IMAGENET_MEAN, _IMAGENET_STD
     try:

@@ -23,8 +23,10 @@ def load_lama(path: str, device: str):
     if not os.path.isfile(path):
         raise ModelError(f"big-lama weights {path} not found")
     try:
-        # TorchScript archives hold code and tensors but no pickled Python objects to execute. torch 2.13
-        # deprecates torch.jit, but big-lama is only published as TorchScript.
+        # Trust note: a TorchScript archive carries no pickled Python objects, but it does carry its own
+        # compiled graph, which runs as it is: load big-lama only from a source you trust. The networks that
+        # have them load from safetensors (no code at all); big-lama is only published as TorchScript, which
+        # torch 2.13 deprecates. An ONNX export is the planned replacement.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             module = torch.jit.load(path, map_location=device)

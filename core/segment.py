@@ -434,7 +434,7 @@ def _load_sam(source: str, device: str) -> tuple[Any, Any]:
     from transformers import SamModel, SamProcessor
 
     processor = SamProcessor.from_pretrained(source)
-    model = SamModel.from_pretrained(source).to(device).eval()
+    model = SamModel.from_pretrained(source, use_safetensors=True).to(device).eval()
     return model, processor
 
 

@@ -9,15 +9,15 @@ first, so a second preset replaces the first instead of stacking on it. Other an
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import bpy
 import numpy as np
 
+from ..core.errors import PackageError
+from ..core.package import LayerPackage, read_package
 from .camera_paths import CameraPose, PathSettings, SceneInfo, camera_path, focus_distances, sample_depth
 
 PATH_KEY = "photo3d_path"
@@ -30,17 +30,33 @@ OBJECT_PATHS = {"location": 3, "rotation_euler": 3}
 DATA_PATHS = {"lens": 1, "dof.focus_distance": 1}
 
 
-def _manifest(collection: bpy.types.Collection) -> dict[str, Any]:
+def _package(collection: bpy.types.Collection) -> LayerPackage:
+    """The import's package, through the package reader: every file it opens is checked to lie inside it."""
     package = collection.get("photo3d_package")
     if not package:
         raise ValueError(f"collection {collection.name!r} is not a Photo3D import (no photo3d_package)")
-    return json.loads((Path(package) / "manifest.json").read_text(encoding="utf-8"))
+    try:
+        # Textures and meshes are already in Blender: check the manifest and the files' kinds only.
+        return read_package(str(package), check_meshes=False, check_data=False)
+    except PackageError as exc:
+        raise ValueError(f"the package of {collection.name!r} cannot be read: {exc}") from None
+
+
+def _manifest(collection: bpy.types.Collection) -> dict[str, Any]:
+    return _package(collection).manifest
+
+
+def _depth_map(package: LayerPackage) -> np.ndarray:
+    try:
+        return package.load_depth_map()
+    except PackageError as exc:
+        raise ValueError(f"the package's depth map cannot be read: {exc}") from None
 
 
 @functools.lru_cache(maxsize=8)
-def _border_depth(depth_path: str, modified: float) -> float | None:
+def _border_depth(package_root: str, modified: float) -> float | None:
     """The nearest depth along the photo's border (1st percentile, so one stray pixel does not count)."""
-    depth = np.load(depth_path, mmap_mode="r")
+    depth = _depth_map(read_package(package_root, check_meshes=False, check_data=False))
     edge = np.concatenate([depth[0], depth[-1], depth[:, 0], depth[:, -1]]).astype(np.float64)
     edge = edge[np.isfinite(edge) & (edge > 0)]
     return float(np.percentile(edge, 1)) if edge.size else None
@@ -52,13 +68,15 @@ def scene_info_from_collection(collection: bpy.types.Collection, pivot_depth: fl
     The border depth (for overscan) is the nearest content anywhere along the photo's border: a move that
     backs away shrinks near content most, and its edge must stay outside the view too.
     """
-    manifest = _manifest(collection)
-    info = SceneInfo.from_manifest(manifest, pivot_depth=pivot_depth)
-    depth_path = Path(collection["photo3d_package"]) / manifest["depth"].get("map", "depth.npy")
-    if depth_path.is_file():
-        border = _border_depth(str(depth_path), depth_path.stat().st_mtime)
-        if border is not None:
-            info = replace(info, border_depth=min(border, info.border_depth or border))
+    package = _package(collection)
+    info = SceneInfo.from_manifest(package.manifest, pivot_depth=pivot_depth)
+    try:
+        depth_path = package.depth_map_path()
+        border = _border_depth(str(package.root), depth_path.stat().st_mtime)
+    except (PackageError, OSError):
+        border = None  # no usable depth map: overscan falls back to the layers' depth range
+    if border is not None:
+        info = replace(info, border_depth=min(border, info.border_depth or border))
     return info
 
 
@@ -83,9 +101,8 @@ def depth_at_pixel(collection: bpy.types.Collection, u: float, v: float) -> floa
 
     For a viewport picker: turn the click into a pixel of the photo's camera frame first.
     """
-    manifest = _manifest(collection)
-    depth = np.load(Path(collection["photo3d_package"]) / manifest["depth"].get("map", "depth.npy"))
-    return sample_depth(depth, SceneInfo.from_manifest(manifest), u, v)
+    package = _package(collection)
+    return sample_depth(_depth_map(package), SceneInfo.from_manifest(package.manifest), u, v)
 
 
 # -- F-curves, for Blender 4.2 (legacy actions) and 4.4+ (slotted actions) ----------------------------------

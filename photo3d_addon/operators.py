@@ -21,7 +21,7 @@ from .preferences import (
     get_preferences,
     resolve_worker_python,
 )
-from .scene_builder import build_scene
+from .scene_builder import BuildSettings, build_scene
 from .worker_client import WorkerError, shared_worker
 from .worker_env import missing_worker_message
 
@@ -197,7 +197,7 @@ class PHOTO3D_OT_import_image(bpy.types.Operator):
             return
         try:
             package = read_package(state.package)
-            collection = build_scene(package, context.scene)
+            collection = build_scene(package, context.scene, BuildSettings(photo=self._job.request["image"]))
         except Exception as exc:  # the package or Blender refused: say so, leave the scene as it was
             self.report({"ERROR"}, f"Photo3D: could not build the scene from {state.package}: {exc}")
             return

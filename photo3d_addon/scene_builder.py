@@ -32,6 +32,9 @@ class BuildSettings:
     """Set the render resolution to the photo's size."""
     set_color_management: bool = True
     """Use the Standard view transform so renders show the photo's own colours (AgX/Filmic would not)."""
+    photo: str | None = None
+    """The photo the user imported. The camera shows it as its background only when it is the package's
+    source: a package names its source by path, and Blender must never load a file a package merely names."""
 
 
 def find_photo_collection(scene: bpy.types.Scene, source_path: str) -> bpy.types.Collection | None:
@@ -132,7 +135,14 @@ def _layer_object(
     return obj
 
 
-def _camera_object(package: LayerPackage, stem: str) -> bpy.types.Object:
+def _same_file(photo: str, source: str) -> bool:
+    try:
+        return Path(photo).resolve() == Path(source).resolve() and Path(photo).is_file()
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
+def _camera_object(package: LayerPackage, stem: str, photo: str | None) -> bpy.types.Object:
     manifest = package.manifest
     settings = camera_settings(manifest["camera"], manifest["depth"]["min"], manifest["depth"]["max"])
     data = bpy.data.cameras.new(f"{stem} camera")
@@ -144,26 +154,24 @@ def _camera_object(package: LayerPackage, stem: str) -> bpy.types.Object:
     data.shift_y = settings.shift_y
     data.clip_start = settings.clip_start
     data.clip_end = settings.clip_end
-    _add_reference_image(data, manifest["source"])
+    if photo is not None and _same_file(photo, manifest["source"]["path"]):
+        _add_reference_image(data, photo, int(manifest["source"].get("orientation") or 1))
     obj = bpy.data.objects.new(f"{stem} camera", data)
     obj["photo3d_resolution"] = [settings.resolution_x, settings.resolution_y]
     return obj
 
 
-def _add_reference_image(camera: bpy.types.Camera, source: dict[str, Any]) -> None:
+def _add_reference_image(camera: bpy.types.Camera, photo: str, orientation: int) -> None:
     """Show the original photo behind the scene in the camera view, turned upright as its EXIF says."""
-    path = Path(source["path"])
-    if not path.is_file():
-        return
     try:
-        image = bpy.data.images.load(str(path), check_existing=True)
+        image = bpy.data.images.load(photo, check_existing=True)
     except RuntimeError:
         return  # a format Blender cannot read; the reference is a convenience, the layers carry the photo
     background = camera.background_images.new()
     background.image = image
     background.alpha = 0.5
     background.frame_method = "FIT"
-    rotation, flip_x, flip_y = EXIF_DISPLAY.get(int(source.get("orientation") or 1), (0.0, False, False))
+    rotation, flip_x, flip_y = EXIF_DISPLAY.get(orientation, (0.0, False, False))
     background.rotation = math.radians(rotation)
     background.use_flip_x = flip_x
     background.use_flip_y = flip_y
@@ -221,7 +229,7 @@ def build_scene(
         # Camera space looks down -z with y up; standing it up makes the photo face +Y, Blender's front view.
         root.rotation_euler = (math.pi / 2.0, 0.0, 0.0)
         collection.objects.link(root)
-        camera = _camera_object(package, stem)
+        camera = _camera_object(package, stem, settings.photo)
         collection.objects.link(camera)
         camera.parent = root
         layers = package.layers
