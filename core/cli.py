@@ -3,20 +3,37 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
-from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import EXIT_CODES, InputError, Photo3DError
-from .options import PipelineOptions
+from .errors import EXIT_CODES, InputError, Photo3DError, SignalReceived
+from .manifest import Manifest, parse_manifest
+from .options import PipelineOptions, default_of, describe, json_kind
 from .progress import STAGES, Progress
+from .safe_json import JSONRejected, read_json_file
 
 MODELS_DIR_ENV = "PHOTO3D_MODELS_DIR"
+
+
+def _help(text: str, option: str) -> str:
+    """A flag's help with its range and default read from core.options, so the text cannot go stale."""
+    default = default_of(option)
+    accepted = describe(option)
+    # Numbers state their range; choices are listed by argparse itself, text needs no rule.
+    limits = f", {accepted.split(' in ')[1].removesuffix(' or null')}" if " in " in accepted else ""
+    return (f"{text}{limits}" + ("" if default is None else f" (default {default})")).replace("%", "%%")
+
+
+def _is_default(offline: bool) -> str:
+    return " (default)" if default_of("runtime.offline") is offline else ""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,28 +49,61 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("image", help="photo: JPEG, PNG, TIFF, WebP, EXR, BMP")
     convert.add_argument("-o", "--output", required=True, help="package folder to write (replaced if a package)")
     convert.add_argument("--config", help="JSON file of options (same sections as the manifest's 'options')")
-    convert.add_argument("--representation", choices=["mesh", "mpi"], help="mesh layers (default) or MPI planes")
-    convert.add_argument("--layers", type=int, help="maximum number of depth layers (default 4)")
-    convert.add_argument("--planes", type=int, help="number of MPI planes (default 32)")
-    convert.add_argument("--triangles", type=int, help="triangle budget per layer (default 10000)")
-    convert.add_argument("--work-size", type=int, help="longest side of the working resolution (default 1024)")
-    convert.add_argument("--depth-model", help="transformers depth model id or local folder")
+    convert.add_argument(
+        "--representation", choices=["mesh", "mpi"], help=_help("mesh layers or MPI planes", "geometry.representation")
+    )
+    convert.add_argument("--layers", type=int, help=_help("maximum number of depth layers", "layers.max_layers"))
+    convert.add_argument("--planes", type=int, help=_help("number of MPI planes", "geometry.mpi_planes"))
+    convert.add_argument("--triangles", type=int, help=_help("triangle budget per layer", "geometry.max_triangles"))
+    convert.add_argument(
+        "--work-size", type=int, help=_help("longest side of the working resolution", "load.work_size")
+    )
+    convert.add_argument("--depth-model", help=_help("transformers depth model id or local folder", "depth.model"))
     convert.add_argument("--depth", dest="depth_file", help="use this depth/disparity map instead of a model")
-    convert.add_argument("--depth-kind", choices=["depth", "disparity"], help="what --depth holds")
-    convert.add_argument("--depth-scale", type=float, help="divide stored values by this (Middlebury PGM: 4)")
-    convert.add_argument("--near", type=float, help="depth of the nearest content for relative depth")
-    convert.add_argument("--far", type=float, help="depth of the farthest content for relative depth")
-    convert.add_argument("--segment", help="SAM model id or folder, or 'none' for the weights-free fallback")
-    convert.add_argument("--inpaint", choices=["lama", "telea", "ns"], help="how hidden colour is filled")
-    convert.add_argument("--lama-model", help="big-lama TorchScript file (path or name in the models folder)")
-    convert.add_argument("--band", type=float, help="filled band behind nearer layers, share of image width")
-    convert.add_argument("--fov", type=float, help="horizontal field of view in degrees when EXIF has none")
-    convert.add_argument("--focal-px", type=float, help="focal length in pixels (overrides EXIF)")
-    convert.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where networks run (default auto)")
+    convert.add_argument(
+        "--depth-kind", choices=["depth", "disparity"], help=_help("what --depth holds", "depth.depth_kind")
+    )
+    convert.add_argument(
+        "--depth-scale", type=float, help=_help("divide stored values by this (Middlebury PGM: 4)", "depth.depth_scale")
+    )
+    convert.add_argument(
+        "--near", type=float, help=_help("depth of the nearest content for relative depth", "depth.near")
+    )
+    convert.add_argument(
+        "--far", type=float, help=_help("depth of the farthest content for relative depth", "depth.far")
+    )
+    convert.add_argument(
+        "--segment", help=_help("SAM model id or folder, or 'none' for the weights-free fallback", "segment.model")
+    )
+    convert.add_argument(
+        "--inpaint", choices=["lama", "telea", "ns"], help=_help("how hidden colour is filled", "inpaint.method")
+    )
+    convert.add_argument(
+        "--lama-model",
+        help=_help("big-lama TorchScript file (path or name in the models folder)", "inpaint.lama_model"),
+    )
+    convert.add_argument(
+        "--band",
+        type=float,
+        help=_help("filled band behind nearer layers, share of image width", "inpaint.band_fraction"),
+    )
+    convert.add_argument(
+        "--fov", type=float, help=_help("horizontal field of view in degrees when EXIF has none", "load.fov_deg")
+    )
+    convert.add_argument(
+        "--focal-px", type=float, help=_help("focal length in pixels (overrides EXIF)", "load.focal_px")
+    )
+    convert.add_argument(
+        "--device", choices=["auto", "cpu", "cuda"], help=_help("where networks run", "runtime.device")
+    )
     convert.add_argument("--models-dir", help=f"folder of model weights (default ${MODELS_DIR_ENV})")
     online = convert.add_mutually_exclusive_group()
-    online.add_argument("--offline", dest="offline", action="store_true", default=None, help="never download")
-    online.add_argument("--online", dest="offline", action="store_false", help="allow downloading missing weights")
+    online.add_argument(
+        "--offline", dest="offline", action="store_true", default=None, help="never download" + _is_default(True)
+    )
+    online.add_argument(
+        "--online", dest="offline", action="store_false", help="allow downloading missing weights" + _is_default(False)
+    )
     convert.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     convert.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -90,21 +140,44 @@ _FLAG_OPTIONS = [
 ]
 
 
+MAX_CONFIG_BYTES = 1_000_000
+"""A config holds a few dozen options; anything much bigger is not one."""
+
+
+def _read_config(path: str) -> dict[str, Any]:
+    """The --config file as an object of sections, or InputError (never a traceback)."""
+    try:
+        data = read_json_file(path, MAX_CONFIG_BYTES)
+    except (OSError, JSONRejected) as exc:
+        raise InputError(f"cannot read config {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"config {path} must hold a JSON object of option sections, not {json_kind(data)}")
+    for section, values in data.items():
+        if not isinstance(values, dict):
+            raise InputError(f"config {path}: option section {section!r} must be an object")
+    return data
+
+
 def options_from_args(args: argparse.Namespace) -> PipelineOptions:
     """Options from an optional JSON config, the environment, then command-line flags (highest)."""
-    data: dict[str, Any] = {}
-    if args.config:
-        try:
-            data = json.loads(Path(args.config).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(f"cannot read config {args.config}: {exc}") from exc
-    if os.environ.get(MODELS_DIR_ENV):
-        data.setdefault("runtime", {}).setdefault("models_dir", os.environ[MODELS_DIR_ENV])
+    data: dict[str, Any] = _read_config(args.config) if args.config else {}
+    # Where each option was set, so a refused value is traced to the flag or file that gave it.
+    sources = {f"{section}.{key}": f"config {args.config}" for section, values in data.items() for key in values}
+    if os.environ.get(MODELS_DIR_ENV) and "models_dir" not in data.get("runtime", {}):
+        data.setdefault("runtime", {})["models_dir"] = os.environ[MODELS_DIR_ENV]
+        sources["runtime.models_dir"] = f"${MODELS_DIR_ENV}"
     for arg, section, key in _FLAG_OPTIONS:
         value = getattr(args, arg)
         if value is not None:
             data.setdefault(section, {})[key] = value
-    return PipelineOptions.from_dict(data)
+            sources[f"{section}.{key}"] = "--" + {"depth_file": "depth"}.get(arg, arg).replace("_", "-")
+    try:
+        return PipelineOptions.from_dict(data)
+    except InputError as exc:
+        source = sources.get(getattr(exc, "option", ""))
+        if source is None:
+            raise
+        raise InputError(f"{source}: {exc}") from exc
 
 
 class ProgressBar:
@@ -138,29 +211,33 @@ class ProgressBar:
             self.stream.flush()
 
 
-def summary_text(manifest: dict[str, Any], package: str) -> str:
-    """The one-screen summary printed after a conversion."""
-    source, camera = manifest["source"], manifest["camera"]
-    noun = "layers" if manifest["representation"] == "mesh" else "planes"
+def _shown(text: str) -> str:
+    """A manifest string made safe for a terminal: control characters (escape sequences) shown escaped."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
+def summary_text(manifest: Manifest, package: str) -> str:
+    """The one-screen summary printed after a conversion or a validation, from the checked manifest."""
+    source, camera, depth = manifest.source, manifest.camera, manifest.depth
+    noun = "layers" if manifest.representation == "mesh" else "planes"
     lines = [
-        f"Photo3D package: {package}",
-        f"  photo   {source['path']}  ({source['width']}x{source['height']}, {source['mode']})",
-        f"  camera  focal {camera['focal_px']:.1f} px, fov {camera['fov_x_deg']:.1f} deg ({camera['focal_source']})",
-        f"  depth   {manifest['depth']['source']}  [{manifest['depth']['kind']}, {manifest['depth']['units']}]",
-        f"  {manifest['representation']} with {len(manifest['layers'])} {noun} (back to front):",
+        f"Photo3D package: {_shown(package)}",
+        f"  photo   {_shown(source.path)}  ({source.width}x{source.height}, {_shown(source.mode)})",
+        f"  camera  focal {camera.focal_px:.1f} px, fov {camera.fov_x_deg:.1f} deg ({camera.focal_source})",
+        f"  depth   {_shown(depth.source)}  [{_shown(depth.kind)}, {_shown(depth.units)}]",
+        f"  {manifest.representation} with {len(manifest.layers)} {noun} (back to front):",
     ]
-    for layer in manifest["layers"]:
-        lo, hi = layer["depth_range"]
+    for layer in manifest.layers:
+        lo, hi = layer.depth_range
         extra = ""
-        if "triangles" in layer:
-            extra += f"  {layer['triangles']:>6} triangles"
-        if layer.get("inpainted_fraction") is not None:
-            extra += f"  {100 * layer['inpainted_fraction']:5.1f}% inpainted"
-        lines.append(f"    {layer['name']:<9} depth {lo:8.3f} - {hi:8.3f}  {layer['pixel_count']:>8} px{extra}")
-    timings = manifest.get("timings", {})
-    if timings:
-        lines.append("  seconds " + "  ".join(f"{k} {v:.2f}" for k, v in timings.items()))
-        lines.append(f"  total   {sum(timings.values()):.2f} s")
+        if layer.triangles is not None:
+            extra += f"  {layer.triangles:>6} triangles"
+        if layer.inpainted_fraction is not None:
+            extra += f"  {100 * layer.inpainted_fraction:5.1f}% inpainted"
+        lines.append(f"    {_shown(layer.name):<9} depth {lo:8.3f} - {hi:8.3f}  {layer.pixel_count:>8} px{extra}")
+    if manifest.timings:
+        lines.append("  seconds " + "  ".join(f"{_shown(k)} {v:.2f}" for k, v in manifest.timings.items()))
+        lines.append(f"  total   {sum(manifest.timings.values()):.2f} s")
     return "\n".join(lines)
 
 
@@ -173,7 +250,7 @@ def _convert(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"package": str(result.package_path), "manifest": result.manifest}, indent=2))
     else:
-        print(summary_text(result.manifest, str(result.package_path)))
+        print(summary_text(parse_manifest(result.manifest), str(result.package_path)))
     return 0
 
 
@@ -184,9 +261,29 @@ def _validate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"package": str(package.root), "valid": True, "manifest": package.manifest}, indent=2))
     else:
-        print(summary_text(package.manifest, str(package.root)))
+        print(summary_text(package.typed, str(package.root)))
         print("  valid")
     return 0
+
+
+def _raise_on_signal(signum: int, frame: object) -> None:
+    raise SignalReceived(signum)
+
+
+@contextlib.contextmanager
+def _signals_cancel():
+    """SIGTERM and SIGHUP (a batch system's kill, a closed terminal) unwind the run like Ctrl-C does, so the
+    package writer removes its staging folder instead of the process dying with it in place."""
+    names = [name for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    if threading.current_thread() is not threading.main_thread():  # signals can only be set from there
+        yield
+        return
+    previous = {name: signal.signal(getattr(signal, name), _raise_on_signal) for name in names}
+    try:
+        yield
+    finally:
+        for name, handler in previous.items():
+            signal.signal(getattr(signal, name), handler)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,13 +293,17 @@ def main(argv: list[str] | None = None) -> int:
 
         return serve()
     try:
-        return _convert(args) if args.command == "convert" else _validate(args)
+        with _signals_cancel():
+            return _convert(args) if args.command == "convert" else _validate(args)
     except Photo3DError as exc:
         print(f"photo3d: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("photo3d: cancelled", file=sys.stderr)
         return 130
+    except SignalReceived as exc:
+        print(f"photo3d: stopped by {exc.name}; nothing was written", file=sys.stderr)
+        return exc.exit_code
     except MemoryError:
         print("photo3d: error: out of memory; try a smaller --work-size", file=sys.stderr)
         return 1

@@ -1,8 +1,13 @@
-"""Every tunable of the pipeline in one typed object, serialisable to JSON for the worker and manifest."""
+"""Every tunable of the pipeline in one typed object, serialisable to JSON for the worker and manifest.
+
+Each field's accepted values are declared once, in ``LIMITS`` below the dataclasses, and checked by
+``PipelineOptions.validate`` for config files, worker requests and command-line flags alike.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,22 +15,8 @@ from .errors import InputError
 
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
 DEFAULT_SAM_MODEL = "facebook/sam-vit-base"
-
-
-_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
-
-
-def _checked(name: str, annotation: str, value: Any) -> Any:
-    """Check a JSON value against a field's annotation ("float | None" style); ints widen to float."""
-    allowed = annotation.replace(" ", "").split("|")
-    if value is None and "None" in allowed:
-        return None
-    for type_name in allowed:
-        types = _TYPES.get(type_name, ())
-        # bool is an int in Python, but never a sensible number of layers.
-        if isinstance(value, types) and not (isinstance(value, bool) and type_name != "bool"):
-            return float(value) if type_name == "float" else value
-    raise InputError(f"option {name} must be {' or '.join(allowed)}, got {value!r}")
+MAX_TEXT_CHARS = 4096
+"""Longest path or model id accepted (Linux's PATH_MAX)."""
 
 
 @dataclass
@@ -140,46 +131,235 @@ class PipelineOptions:
     runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
 
     def to_dict(self) -> dict[str, Any]:
+        """Nested plain dicts, as ``from_dict`` reads them and the manifest stores them."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> PipelineOptions:
         """Build options from nested dicts; unknown sections or keys are an error, not silently ignored."""
         options = cls()
-        for section_name, values in (data or {}).items():
-            if section_name not in {f.name for f in dataclasses.fields(cls)}:
-                raise InputError(f"unknown option section {section_name!r}")
+        if data is None:
+            data = {}
+        sections = [f.name for f in dataclasses.fields(cls)]
+        # Worker requests and config files are untrusted JSON: anything but an object of objects is refused.
+        if not isinstance(data, dict):
+            raise InputError(f"options must be an object of sections ({', '.join(sections)}), got {json_kind(data)}")
+        for section_name, values in data.items():
+            if not isinstance(section_name, str) or section_name not in sections:
+                raise InputError(f"unknown option section {_shown(section_name)}; expected {', '.join(sections)}")
             if not isinstance(values, dict):
-                raise InputError(f"option section {section_name!r} must be an object")
+                raise InputError(f"option section {section_name!r} must be an object, got {json_kind(values)}")
             section = getattr(options, section_name)
-            known = {f.name: f for f in dataclasses.fields(section)}
+            known = [f.name for f in dataclasses.fields(section)]
             for key, value in values.items():
-                if key not in known:
-                    raise InputError(f"unknown option {section_name}.{key}")
-                setattr(section, key, _checked(f"{section_name}.{key}", known[key].type, value))
+                if not isinstance(key, str) or key not in known:
+                    raise InputError(f"unknown option {section_name}.{_shown(key)}; expected one of {', '.join(known)}")
+                setattr(section, key, value)
         options.validate()
         return options
 
     def validate(self) -> None:
-        """Reject values that cannot work, naming the option."""
-        checks = [
-            (self.load.work_size >= 16, "load.work_size must be at least 16"),
-            (self.load.fov_deg > 1 and self.load.fov_deg < 179, "load.fov_deg must be in (1, 179)"),
-            (self.load.focal_px is None or self.load.focal_px > 0, "load.focal_px must be positive"),
-            (self.depth.depth_kind in ("depth", "disparity"), "depth.depth_kind must be depth or disparity"),
-            (self.depth.depth_scale > 0, "depth.depth_scale must be positive"),
-            (0 < self.depth.near < self.depth.far, "depth.near must be positive and below depth.far"),
-            (1 <= self.layers.max_layers <= 32, "layers.max_layers must be between 1 and 32"),
-            (self.layers.min_gap >= 0, "layers.min_gap must be non-negative"),
-            (self.inpaint.method in ("lama", "telea", "ns"), "inpaint.method must be lama, telea or ns"),
-            (0 <= self.inpaint.band_fraction <= 1, "inpaint.band_fraction must be in [0, 1]"),
-            (self.geometry.representation in ("mesh", "mpi"), "geometry.representation must be mesh or mpi"),
-            (self.geometry.max_triangles >= 16, "geometry.max_triangles must be at least 16"),
-            (2 <= self.geometry.mpi_planes <= 128, "geometry.mpi_planes must be between 2 and 128"),
-            (self.runtime.device in ("auto", "cpu", "cuda"), "runtime.device must be auto, cpu or cuda"),
-            (self.harmonize.iterations >= 1, "harmonize.iterations must be at least 1"),
-            (self.segment.points_per_side >= 1, "segment.points_per_side must be at least 1"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise InputError(message)
+        """Check every field against ``LIMITS`` (type, finite, range or choice), then the cross-field rules.
+
+        Ints in float fields are widened in place; the first bad option raises an InputError naming it.
+        """
+        for section_field in dataclasses.fields(self):
+            section = getattr(self, section_field.name)
+            for option in dataclasses.fields(section):
+                name = f"{section_field.name}.{option.name}"
+                setattr(section, option.name, _check(name, option.type, getattr(section, option.name)))
+        if not self.depth.near < self.depth.far:
+            message = f"option depth.near ({self.depth.near:g}) must be below depth.far ({self.depth.far:g})"
+            raise _refused("depth.near", message)
+
+
+@dataclass(frozen=True)
+class Limit:
+    """What one option accepts: a closed range for numbers, a choice set or a length bound for text."""
+
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    max_chars: int = MAX_TEXT_CHARS
+
+
+def _between(low: float, high: float) -> Limit:
+    return Limit(low=low, high=high)
+
+
+def _one_of(*choices: str) -> Limit:
+    return Limit(choices=choices)
+
+
+TEXT = Limit()
+"""A path or model id: at most ``MAX_TEXT_CHARS`` characters, no NUL."""
+SWITCH = Limit()
+"""A bool: true or false only (never 0 or 1)."""
+
+# Every option's accepted values, in one place. The types come from the dataclasses' annotations; the ranges
+# keep any valid run bounded (minutes on a laptop CPU at the largest working size) while holding every
+# default, quality preset and tuned benchmark setting. Open bounds are avoided on purpose: a "positive"
+# number gets a small positive floor, so the message states a range a person can act on.
+LIMITS: dict[str, Limit] = {
+    # Every stage's cost grows with the working pixels: 2048 px is 4x the default (HIGH uses 1536), and the
+    # textures keep the photo's own resolution anyway.
+    "load.work_size": _between(16, 2048),
+    # A config may lower the photo limit, never raise it past 100 MP.
+    "load.max_pixels": _between(1, 100_000_000),
+    "load.fov_deg": _between(1.0, 179.0),
+    # 1 px (a fisheye on a thumbnail) to 1e6 px (a 1000 mm lens on a 100 MP sensor is about 3e5).
+    "load.focal_px": _between(1.0, 1e6),
+    "depth.model": TEXT,
+    "depth.depth_file": TEXT,
+    "depth.depth_kind": _one_of("depth", "disparity"),
+    # Micrometres to megametres per stored unit.
+    "depth.depth_scale": _between(1e-6, 1e6),
+    "depth.near": _between(1e-3, 1e6),
+    "depth.far": _between(1e-3, 1e6),
+    # The network's short side; ViT attention grows with its square, and the long side may be 4x this.
+    "depth.input_size": _between(16, 1024),
+    "segment.model": TEXT,
+    # 64 x 64 = 4096 prompts, 16x the default; 1000 per side ran past 9 minutes.
+    "segment.points_per_side": _between(1, 64),
+    # Each prompt keeps 3 low-resolution masks (0.8 MB) in flight; 0 used to mean one at a time, silently.
+    "segment.points_per_batch": _between(1, 256),
+    "segment.pred_iou_threshold": _between(0.0, 1.0),
+    "segment.stability_threshold": _between(0.0, 1.0),
+    "segment.nms_iou_threshold": _between(0.0, 1.0),
+    # At most 1 / fraction regions reach the layer clustering, whose distance matrices grow with its square:
+    # 2e-4 allows 5000 regions (hundreds of MB), the default 0.0005 allows 2000.
+    "segment.min_region_fraction": _between(2e-4, 0.25),
+    # SLIC with 1e8 superpixels ran 298 s.
+    "segment.superpixels": _between(16, 20_000),
+    "harmonize.enabled": SWITCH,
+    # Data weights above zero keep the system positive definite: without them it is singular.
+    "harmonize.data_weight_interior": _between(1e-3, 1e3),
+    "harmonize.data_weight_edge": _between(1e-3, 1e3),
+    "harmonize.smoothness": _between(0.0, 1e3),
+    "harmonize.boundary_weight": _between(0.0, 1e3),
+    # The coarse levels run at least 60 iterations anyway; 500 with tolerance 0 took 2.7 s at 1024 px.
+    "harmonize.iterations": _between(1, 500),
+    "harmonize.tolerance": _between(0.0, 1.0),
+    "harmonize.grid_downsample": _between(1, 16),
+    "harmonize.trust_depth_file": SWITCH,
+    "layers.max_layers": _between(1, 32),
+    "layers.overlap_factor": _between(0.0, 10.0),
+    "layers.min_gap": _between(0.0, 1.0),
+    "layers.feather_px": _between(0.0, 64.0),
+    "inpaint.method": _one_of("lama", "telea", "ns"),
+    "inpaint.lama_model": TEXT,
+    "inpaint.band_fraction": _between(0.0, 1.0),
+    # OpenCV's inpainting radius, the costliest bound: a 400 px wide hole at 1024 px takes 0.8 s at radius 5,
+    # 3.5 s at 8, 12 s at 16, 37 s at 32, per layer. 32 layers, band 1 and radius 16 took 5 minutes at 1024 px
+    # on two cores; at radius 8 the same case at 2048 px comes to about 6 minutes (estimated). 1e5 ran 58 s.
+    "inpaint.radius": _between(1, 8),
+    "geometry.representation": _one_of("mesh", "mpi"),
+    # Per layer mesh, and up to 32 layers: 1e6 each is 32 million triangles for Blender to draw.
+    "geometry.max_triangles": _between(16, 1_000_000),
+    "geometry.mpi_planes": _between(2, 128),
+    "runtime.device": _one_of("auto", "cpu", "cuda"),
+    "runtime.models_dir": TEXT,
+    "runtime.offline": SWITCH,
+}
+
+
+def _missing_limits() -> list[str]:
+    """Fields without an entry in ``LIMITS`` (there must be none)."""
+    names = []
+    for section_field in dataclasses.fields(PipelineOptions):
+        section = section_field.default_factory()
+        names += [f"{section_field.name}.{f.name}" for f in dataclasses.fields(section)]
+    return [name for name in names if name not in LIMITS] + [name for name in LIMITS if name not in names]
+
+
+# A new option without a declared range would pass unchecked: refuse to import instead.
+if _missing_limits():
+    raise TypeError(f"core.options.LIMITS and the dataclasses disagree on {', '.join(_missing_limits())}")
+
+
+def default_of(name: str) -> Any:
+    """The default of option ``section.key`` (help texts read it here instead of repeating numbers)."""
+    section_name, key = name.split(".")
+    return getattr(getattr(PipelineOptions(), section_name), key)
+
+
+def _number(value: float) -> str:
+    """1000000 rather than 1e+06 for whole numbers, %g otherwise."""
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e16 else f"{value:g}"
+
+
+def describe(name: str) -> str:
+    """What option ``section.key`` accepts, in words: ``an integer in 16..20000``."""
+    section_name, key = name.split(".")
+    section = getattr(PipelineOptions(), section_name)
+    annotation = next(f.type for f in dataclasses.fields(section) if f.name == key)
+    return _describe(LIMITS[name], *_parse_annotation(annotation))
+
+
+def _parse_annotation(annotation: str) -> tuple[str, bool]:
+    """("float", True) for ``float | None``."""
+    allowed = annotation.replace(" ", "").split("|")
+    return next(t for t in allowed if t != "None"), "None" in allowed
+
+
+def _describe(limit: Limit, kind: str, optional: bool) -> str:
+    if kind == "bool":
+        text = "true or false"
+    elif kind == "str" and limit.choices:
+        text = "one of " + ", ".join(limit.choices)
+    elif kind == "str":
+        text = f"text of at most {limit.max_chars} characters without NUL"
+    else:
+        noun = "an integer" if kind == "int" else "a finite number"
+        text = f"{noun} in {_number(limit.low)}..{_number(limit.high)}"
+    return text + (" or null" if optional else "")
+
+
+def json_kind(value: Any) -> str:
+    """A JSON value's kind, for messages about the wrong shape."""
+    if value is None:
+        return "null"
+    for types, name in ((bool, "a boolean"), ((int, float), "a number"), (str, "a string"), (list, "an array")):
+        if isinstance(value, types):
+            return name
+    return "an object" if isinstance(value, dict) else type(value).__name__
+
+
+def _shown(value: Any) -> str:
+    """A short repr: a 5000-character string or 5000-digit integer must not flood the message."""
+    if isinstance(value, str) and len(value) > 60:
+        return f"a text of {len(value)} characters"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
+        return "an integer of more than 30 digits"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _refused(name: str, message: str) -> InputError:
+    error = InputError(message)
+    error.option = name  # the CLI names the flag too when one set this option
+    return error
+
+
+def _check(name: str, annotation: str, value: Any) -> Any:
+    """``value`` if option ``name`` accepts it (ints widened to float for float fields), else InputError."""
+    kind, optional = _parse_annotation(annotation)
+    limit = LIMITS[name]
+    if value is None and optional:
+        return None
+    ok = False
+    # bool is an int in Python, but never a sensible number of layers.
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "bool":
+        ok = isinstance(value, bool)
+    elif kind == "int" and number and isinstance(value, int):
+        ok = limit.low <= value <= limit.high
+    elif kind == "float" and number:
+        # An int is compared before it is converted: float() of a 400-digit integer overflows.
+        ok = (isinstance(value, int) or math.isfinite(value)) and limit.low <= value <= limit.high
+        value = float(value) if ok else value
+    elif kind == "str" and isinstance(value, str):
+        ok = len(value) <= limit.max_chars and "\x00" not in value and (not limit.choices or value in limit.choices)
+    if not ok:
+        raise _refused(name, f"option {name} must be {_describe(limit, kind, optional)}, got {_shown(value)}")
+    return value

@@ -9,21 +9,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import bpy
 
+from ..core.errors import PackageError
+from ..core.options import LIMITS as OPTION_LIMITS
 from ..core.package import read_package
+from ..core.safe_json import JSONRejected, read_json_file
 from .camera_animation import apply_preset
-from .camera_paths import PRESETS, PathSettings
+from .camera_paths import MAX_AMPLITUDE, PRESETS, PathSettings, check_amplitude
 from .effect_params import EffectError, parse_effects
 from .effects import apply_effects
 from .import_job import ImportJob, package_dir_for
-from .job_options import ChoiceError, ImportChoices, check_image_path, pipeline_options
+from .job_options import MAX_LAYERS, ChoiceError, ImportChoices, check_image_path, pipeline_options
 from .render_settings import (
     FRAME_RATES,
     OUTPUTS,
@@ -34,17 +40,23 @@ from .render_settings import (
     apply_render_settings,
     render_frames,
 )
-from .scene_builder import build_scene, remove_photo_collection
+from .scene_builder import BuildSettings, build_scene, remove_photo_collection
 from .worker_client import WorkerError, shared_worker, stop_shared_worker
 from .worker_env import find_worker_python, missing_worker_message
 
 EXIT_OK = 0
+EXIT_INTERNAL = 1
+"""A bug (an unexpected exception) while one photo was processed; the batch goes on with the next."""
 EXIT_BAD_INPUT = 2
 EXIT_MISSING_MODEL = 3
 EXIT_WORKER = 4
 EXIT_RENDER = 5
 # The worker's error codes, mapped to the batch's exit codes.
 _JOB_EXIT = {"bad_input": EXIT_BAD_INPUT, "missing_model": EXIT_MISSING_MODEL}
+REPRESENTATIONS = ("MESH", "MPI")
+DEPTH_KINDS = ("DEPTH", "DISPARITY")
+INPAINTS = ("TELEA", "NS", "LAMA")
+DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass
@@ -94,16 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
         "e.g. rain:amount=0.8:wind=0.3 (options: amount, speed, size, colour=r,g,b, wind, near, far, seed); "
         "repeat for several",
     )
-    parser.add_argument("--representation", choices=["MESH", "MPI"], help="mesh layers (default) or MPI planes")
+    parser.add_argument("--representation", choices=REPRESENTATIONS, help="mesh layers (default) or MPI planes")
     parser.add_argument("--layers", type=int, help="most depth layers")
     parser.add_argument("--depth", type=Path, help="a depth file for a single photo, or a folder of <stem>.npy/.png")
     parser.add_argument("--focal-px", type=float, help="focal length in pixels, for calibrated photos")
-    parser.add_argument("--depth-kind", choices=["DEPTH", "DISPARITY"], help="what depth files hold")
+    parser.add_argument("--depth-kind", choices=DEPTH_KINDS, help="what depth files hold")
     parser.add_argument("--no-segmentation", dest="segmentation", action="store_false", default=None)
-    parser.add_argument("--inpaint", choices=["TELEA", "NS", "LAMA"], help="how hidden parts are filled")
+    parser.add_argument("--inpaint", choices=INPAINTS, help="how hidden parts are filled")
     parser.add_argument("--worker-python", help="Python with the worker's packages (default: found as in Blender)")
     parser.add_argument("--models-dir", help="folder of model weights")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--device", choices=DEVICES)
     return parser
 
 
@@ -136,32 +148,183 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+@dataclass(frozen=True)
+class Rule:
+    """What one setting accepts: ``kind`` is bool, int, float, text, choice, texts (a list of text) or list."""
+
+    kind: str
+    low: float = 0.0
+    high: float = 0.0
+    choices: tuple[Any, ...] = ()
+    optional: bool = False
+    """None is accepted too (it means the default behaviour, e.g. the safe amplitude)."""
+
+
+MAX_SETTINGS_BYTES = 1_000_000
+"""A settings file holds a few dozen keys; anything much bigger is not one."""
+MAX_TEXT_CHARS = 4096
+"""Longest path accepted (Linux's PATH_MAX)."""
+MAX_FRAMES = 14_400
+"""Ten minutes at 24 fps: every frame is a render, so this bounds a job's work."""
+MAX_SAMPLES = 1024
+"""Eevee samples per pixel; FINAL uses 64, and the render time grows with them."""
+_FOCAL = OPTION_LIMITS["load.focal_px"]
+
+# Every setting's accepted values, in one place, checked before any photo is converted.
+SETTING_RULES: dict[str, Rule] = {
+    "out": Rule("text"),
+    "blend": Rule("bool"),
+    "video": Rule("bool"),
+    "output": Rule("choice", choices=OUTPUTS),
+    "resolution": Rule("choice", choices=tuple(RESOLUTIONS)),
+    "fps": Rule("choice", choices=FRAME_RATES),
+    "frames": Rule("int", 1, MAX_FRAMES),
+    "quality": Rule("choice", choices=tuple(QUALITY)),
+    "samples": Rule("int", 1, MAX_SAMPLES, optional=True),
+    "motion_blur": Rule("bool"),
+    "path": Rule("choice", choices=("NONE", *PRESETS)),
+    # In the preset's unit (metres, radians or a zoom factor): the scene's size is unknown up front, so the
+    # bound is a magnitude; NaN or infinity used to render uniform grey frames and exit 0.
+    "amplitude": Rule("float", -MAX_AMPLITUDE, MAX_AMPLITUDE, optional=True),
+    "loop": Rule("bool"),
+    "effects": Rule("list"),
+    "representation": Rule("choice", choices=REPRESENTATIONS),
+    "layers": Rule("int", 1, MAX_LAYERS),
+    "depth": Rule("text", optional=True),
+    "depth_kind": Rule("choice", choices=DEPTH_KINDS),
+    # 0 (or null) means from EXIF or the default field of view; otherwise the pipeline's own range.
+    "focal_px": Rule("float", 0.0, _FOCAL.high, optional=True),
+    "segmentation": Rule("bool"),
+    "inpaint": Rule("choice", choices=INPAINTS),
+    "worker_python": Rule("text", optional=True),
+    "models_dir": Rule("text", optional=True),
+    "device": Rule("choice", choices=DEVICES),
+    "photos": Rule("texts"),
+}
+if set(SETTING_RULES) != set(DEFAULTS):  # a setting without a rule would pass unchecked
+    raise TypeError(f"batch settings without a rule: {sorted(set(DEFAULTS) ^ set(SETTING_RULES))}")
+
+
+def _describe(rule: Rule) -> str:
+    if rule.kind == "bool":
+        text = "true or false"
+    elif rule.kind in ("int", "float"):
+        noun = "an integer" if rule.kind == "int" else "a finite number"
+        text = f"{noun} in {_number(rule.low)}..{_number(rule.high)}"
+    elif rule.kind == "choice":
+        text = "one of " + ", ".join(str(c) for c in rule.choices)
+    elif rule.kind == "text":
+        text = f"a path of at most {MAX_TEXT_CHARS} characters without NUL"
+    elif rule.kind == "texts":
+        text = f"a list of paths of at most {MAX_TEXT_CHARS} characters without NUL"
+    else:
+        text = "a list"
+    return text + (" or null" if rule.optional else "")
+
+
+def _number(value: float) -> str:
+    """1000000 rather than 1e+06 for whole numbers."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _shown(value: Any) -> str:
+    """A short repr: a huge string or integer must not flood the message."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
+        return "an integer of more than 30 digits"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and len(value) <= MAX_TEXT_CHARS and "\x00" not in value
+
+
+def _checked(rule: Rule, value: Any) -> tuple[Any, bool]:
+    """``(value, accepted)``: the value normalised (paths as str, ints widened to float) and whether ``rule``
+    accepts it."""
+    if isinstance(value, os.PathLike):  # argparse gives Path for --out and --depth
+        value = os.fspath(value)
+    if value is None and rule.optional:
+        return value, True
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if rule.kind == "bool":
+        return value, isinstance(value, bool)
+    if rule.kind == "int":
+        return value, number and isinstance(value, int) and rule.low <= value <= rule.high
+    if rule.kind == "float":
+        # An int is compared before float(): float() of a 400-digit integer overflows.
+        ok = number and (isinstance(value, int) or math.isfinite(value)) and rule.low <= value <= rule.high
+        return (float(value) if ok else value), ok
+    if rule.kind == "choice":
+        # The type must match too: 24.0 is not a frame rate, True is not a choice.
+        same_type = all(type(value) is type(choice) for choice in rule.choices)
+        return value, same_type and value in rule.choices
+    if rule.kind == "text":
+        return value, _is_text(value)
+    if rule.kind == "texts":
+        value = [os.fspath(v) if isinstance(v, os.PathLike) else v for v in value] if isinstance(value, list) else value
+        return value, isinstance(value, list) and all(_is_text(v) for v in value)
+    return value, isinstance(value, list)
+
+
+def check_settings(settings: dict[str, Any], origin: dict[str, str]) -> None:
+    """Check every setting's type and range up front (``SETTING_RULES``), in place; PhotoFailed names the key
+    and where it came from (``origin``: key -> flag or settings file)."""
+    for key, rule in SETTING_RULES.items():
+        value, ok = _checked(rule, settings[key])
+        if not ok:
+            where = origin.get(key, "default")
+            raise PhotoFailed(EXIT_BAD_INPUT, f"setting {key} ({where}) must be {_describe(rule)}, got {_shown(value)}")
+        settings[key] = value
+    if settings["focal_px"] and settings["focal_px"] < _FOCAL.low:
+        limits = f"0 (from EXIF) or {_number(_FOCAL.low)}..{_number(_FOCAL.high)}"
+        raise PhotoFailed(EXIT_BAD_INPUT, f"setting focal_px ({origin.get('focal_px')}) must be {limits}")
+    if settings["path"] != "NONE":
+        if settings["frames"] < 2:
+            where = origin.get("frames", "default")
+            message = f"setting frames ({where}) must be at least 2 for the camera path {settings['path']}"
+            raise PhotoFailed(EXIT_BAD_INPUT, message)
+        try:
+            check_amplitude(settings["path"], settings["amplitude"])
+        except ValueError as exc:
+            raise PhotoFailed(EXIT_BAD_INPUT, f"setting amplitude ({origin.get('amplitude')}): {exc}") from exc
+    try:  # checked before any photo is converted
+        parse_effects(settings["effects"])
+    except EffectError as exc:
+        raise PhotoFailed(EXIT_BAD_INPUT, f"effect: {exc}") from exc
+
+
+def _flag(key: str) -> str:
+    return {"effects": "--effect", "photos": "photos", "segmentation": "--no-segmentation"}.get(
+        key, "--" + key.replace("_", "-")
+    )
+
+
 def resolve_settings(argv: list[str]) -> dict[str, Any]:
-    """Defaults, then the JSON settings file, then the flags given on the command line."""
+    """Defaults, then the JSON settings file, then the flags given on the command line; all checked."""
     args = build_parser().parse_args(argv)
     settings = dict(DEFAULTS)
+    origin: dict[str, str] = {}
     if args.settings is not None:
         try:
-            data = json.loads(Path(args.settings).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            data = read_json_file(str(args.settings), MAX_SETTINGS_BYTES)
+        except (OSError, JSONRejected) as exc:
             raise PhotoFailed(EXIT_BAD_INPUT, f"settings file {args.settings}: {exc}") from exc
         if not isinstance(data, dict):
             raise PhotoFailed(EXIT_BAD_INPUT, f"settings file {args.settings} must hold a JSON object")
         unknown = sorted(set(data) - set(DEFAULTS))
         if unknown:
-            raise PhotoFailed(EXIT_BAD_INPUT, f"settings file {args.settings}: unknown keys {', '.join(unknown)}")
+            shown = ", ".join(key if len(key) <= 60 else key[:57] + "..." for key in unknown)
+            raise PhotoFailed(EXIT_BAD_INPUT, f"settings file {args.settings}: unknown keys {shown}")
         settings.update(data)
+        origin.update(dict.fromkeys(data, f"in {args.settings}"))
     for key, value in vars(args).items():
         if key != "settings" and value is not None and value != []:
             settings[key] = value
+            origin[key] = _flag(key)
+    check_settings(settings, origin)
     if not settings["photos"]:
         raise PhotoFailed(EXIT_BAD_INPUT, "no photos given")
-    if not isinstance(settings["effects"], list):
-        raise PhotoFailed(EXIT_BAD_INPUT, "effects must be a list of effects")
-    try:  # checked before any photo is converted
-        parse_effects(settings["effects"])
-    except EffectError as exc:
-        raise PhotoFailed(EXIT_BAD_INPUT, f"effect: {exc}") from exc
     return settings
 
 
@@ -236,7 +399,11 @@ def convert_one(photo: Path, settings: dict[str, Any], out_dir: Path, python: st
         if state.status != "done":
             raise PhotoFailed(_JOB_EXIT.get(state.error_code or "", EXIT_WORKER), state.describe_error())
         _clear_scene(scene)
-        collection = build_scene(read_package(state.package), scene)
+        try:
+            package = read_package(state.package)
+        except PackageError as exc:  # the worker wrote it, so this is the worker's failure, not the photo's
+            raise PhotoFailed(EXIT_WORKER, f"the worker's package cannot be read: {exc}") from exc
+        collection = build_scene(package, scene, BuildSettings(photo=str(photo)))
         scene.frame_start, scene.frame_end = 1, max(1, int(settings["frames"]))
         _say(f"{photo.name}: scene built")
         if settings["path"] != "NONE":
@@ -275,6 +442,10 @@ def convert_one(photo: Path, settings: dict[str, Any], out_dir: Path, python: st
         result.status, result.exit_code, result.message = "failed", exc.code, str(exc)
     except RenderError as exc:
         result.status, result.exit_code, result.message = "failed", EXIT_RENDER, str(exc)
+    except Exception as exc:  # a bug must cost one photo, not the batch and its summary
+        traceback.print_exc()
+        message = f"internal error (a bug): {type(exc).__name__}: {exc}"
+        result.status, result.exit_code, result.message = "failed", EXIT_INTERNAL, message
     result.seconds = time.monotonic() - started
     return result
 
@@ -325,7 +496,11 @@ def run(argv: list[str]) -> int:
         _say(f"error: {missing_worker_message()}")
         return EXIT_WORKER
     out_dir = Path(settings["out"]).absolute()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _say(f"error: cannot create the output folder {out_dir}: {exc}")
+        return EXIT_BAD_INPUT
     results = []
     try:
         for photo in settings["photos"]:

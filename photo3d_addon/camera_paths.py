@@ -25,6 +25,7 @@ Amplitude units, per preset (``safe_amplitude`` gives each one's default):
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -48,6 +49,11 @@ HANDHELD_HZ = (0.25, 0.45, 0.8)
 """Typical frequencies of a hand's sway; each is rounded to whole cycles per duration so loops close."""
 MAX_OVERSCAN = 2.0
 """``cover_scale`` never zooms in further: past it the move, not the framing, is the problem."""
+MAX_AMPLITUDE = 1000.0
+"""Largest amplitude magnitude accepted, in the preset's unit: the scene's size is not known up front, and
+anything past this (a kilometre, a 1000x zoom, 1000 radians) is a typo, not a camera move."""
+MIN_ZOOM = 1e-3
+"""ZOOM's amplitude is a focal multiplier raised to a power: zero or negative has no zoom to give."""
 
 
 @dataclass(frozen=True)
@@ -183,9 +189,26 @@ def project(pose: CameraPose, info: SceneInfo, points: np.ndarray) -> np.ndarray
     return np.stack([cx + focal * local[..., 0] / depth, cy - focal * local[..., 1] / depth], axis=-1)
 
 
+def check_amplitude(preset: str, amplitude: float | None) -> None:
+    """Refuse an amplitude no path can use: not a number, NaN or infinite (a grey frame, not an error, once
+    rendered), past ``MAX_AMPLITUDE``, or a ZOOM factor that is not positive. None means the safe default."""
+    if amplitude is None:
+        return
+    if isinstance(amplitude, bool) or not isinstance(amplitude, numbers.Real):  # numpy floats are Real too
+        raise ValueError(f"the amplitude must be a number, not {amplitude!r}")
+    # An int is compared before float(): float() of a 400-digit integer overflows.
+    if not (isinstance(amplitude, int) or math.isfinite(amplitude)) or abs(amplitude) > MAX_AMPLITUDE:
+        raise ValueError(
+            f"the amplitude must be finite and within -{MAX_AMPLITUDE:g}..{MAX_AMPLITUDE:g}, not {amplitude}"
+        )
+    if preset == "ZOOM" and amplitude < MIN_ZOOM:
+        raise ValueError(f"a ZOOM amplitude is a zoom factor in {MIN_ZOOM:g}..{MAX_AMPLITUDE:g}, not {amplitude}")
+
+
 def _validate(settings: PathSettings, info: SceneInfo) -> None:
     if settings.preset not in PRESETS:
         raise ValueError(f"unknown camera path preset {settings.preset!r}; expected one of {', '.join(PRESETS)}")
+    check_amplitude(settings.preset, settings.amplitude)
     if settings.easing not in EASINGS:
         raise ValueError(f"unknown easing {settings.easing!r}; expected one of {', '.join(EASINGS)}")
     if settings.duration_frames < 2:
