@@ -26,7 +26,7 @@ MAX_SIDE = 100_000
 MAX_TEXT = 4096
 """Longest string field (paths, names, model ids); a path component is at most 255 characters."""
 MAX_NAME = 255
-_VERSION = re.compile(r"(\d{1,3})\.(\d{1,3})")
+_VERSION = re.compile(r"([0-9]{1,3})\.([0-9]{1,3})")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 FOCAL_SOURCES = ("exif", "user", "default")
 REPRESENTATIONS = ("mesh", "mpi")

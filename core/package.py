@@ -145,6 +145,8 @@ def load_mesh_file(path: Path) -> dict[str, np.ndarray]:
         raise PackageError(f"cannot read mesh {path.name}: {type(exc).__name__}: {exc}") from None
     for name, (dtype, columns) in MESH_ARRAYS.items():
         array = arrays[name]
+        if not isinstance(array, np.ndarray):  # numpy hands back a member that is no .npy as raw bytes
+            raise PackageError(f"mesh {path.name}: '{name}' is not a numpy array")
         if array.dtype != dtype or array.ndim != 2 or array.shape[1] != columns:
             raise PackageError(
                 f"mesh {path.name}: '{name}' must be {np.dtype(dtype).name} (N, {columns}), "
