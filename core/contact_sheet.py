@@ -1,4 +1,8 @@
-"""A one-image overview of a package: the photo, its depth, and every layer over a checkerboard."""
+"""A one-image overview of a package: the photo, its depth, and every layer over a checkerboard.
+
+Layers come in as thumbnails (``layer_thumbnail``), made while each full-resolution texture is at hand, so
+the sheet never needs all layers at full resolution at once.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,19 @@ def _checkerboard(height: int, width: int, cell: int = 8) -> np.ndarray:
 
 
 def _thumb(image: np.ndarray, height: int) -> np.ndarray:
+    if image.shape[:2] == (height, THUMB_WIDTH):
+        return image  # already a thumbnail
     return cv2.resize(image, (THUMB_WIDTH, height), interpolation=cv2.INTER_AREA)
+
+
+def thumb_height(height: int, width: int) -> int:
+    """Height of the sheet's tiles for a photo of (height, width), any resolution of it."""
+    return max(1, round(THUMB_WIDTH * height / width))
+
+
+def layer_thumbnail(rgba: np.ndarray, height: int) -> np.ndarray:
+    """A layer's uint8 RGBA texture reduced to a tile of the sheet (``THUMB_WIDTH`` x ``height``)."""
+    return _thumb(rgba, height)
 
 
 def _label(tile: np.ndarray, text: str) -> np.ndarray:
@@ -39,9 +55,11 @@ def depth_colours(depth: np.ndarray) -> np.ndarray:
 def make_contact_sheet(
     photo: np.ndarray, depth: np.ndarray, textures: list[np.ndarray], entries: list[dict[str, Any]]
 ) -> np.ndarray:
-    """uint8 RGB sheet: photo, depth, then each layer (back to front) with its depth range."""
-    h, w = photo.shape[:2]
-    th = max(1, round(THUMB_WIDTH * h / w))
+    """uint8 RGB sheet: photo, depth, then each layer (back to front) with its depth range.
+
+    ``textures`` are the layers' uint8 RGBA, full size or already ``layer_thumbnail`` tiles.
+    """
+    th = thumb_height(*photo.shape[:2])
     tiles = [
         _label(_thumb((np.clip(photo, 0, 1) * 255).astype(np.uint8), th), "photo"),
         _label(_thumb(depth_colours(depth), th), f"depth {depth.min():.2f}-{depth.max():.2f}"),

@@ -7,6 +7,7 @@ Relative sources (affine-invariant disparity) become depth through one documente
 from __future__ import annotations
 
 import os
+import struct
 
 # OpenCV reads EXR only when this is set; it is checked on first use, so setting it here is enough.
 os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
@@ -19,7 +20,7 @@ from scipy import ndimage  # noqa: E402
 
 from .errors import InputError, ModelError  # noqa: E402
 from .models import ModelCache, resolve_device, resolve_model_source, shared_cache  # noqa: E402
-from .options import DepthOptions, RuntimeOptions  # noqa: E402
+from .options import DepthOptions, LoadOptions, RuntimeOptions  # noqa: E402
 from .progress import Progress  # noqa: E402
 
 # Depth Anything's normalisation, used when a model folder has no image processor config.
@@ -207,15 +208,163 @@ def estimate_depth(
 
 # --- depth or disparity from a file ----------------------------------------------------------------
 
+MAX_DEPTH_FILE_BYTES_PER_PIXEL = 16
+"""A depth file may hold at most this many bytes per allowed pixel: four float32 channels, uncompressed."""
+_NPY_MAGIC = b"\x93NUMPY"
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_EXR_MAGIC = b"\x76\x2f\x31\x01"
+_TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_PNM_CHANNELS = {b"P1": 1, b"P2": 1, b"P3": 3, b"P4": 1, b"P5": 1, b"P6": 3}
+_READABLE = "use PNG (8/16-bit), PGM, PFM, TIFF, EXR or NPY"
 
-def _read_depth_array(path: str) -> np.ndarray:
-    """The raw map stored in ``path``, any dtype, 2-D or with channels last."""
-    ext = os.path.splitext(path)[1].lower()
-    if ext == ".npy":
+
+@dataclass
+class _Header:
+    """What a depth file's header says, read before any pixel is decoded."""
+
+    width: int
+    height: int
+    samples: int
+    """Values per pixel (channels, times pages for a TIFF stack)."""
+    array: np.ndarray | None = None
+    """For NPY: the memory-mapped array, read only after the checks."""
+
+
+def _not_readable(path: str, reason: str = "") -> InputError:
+    return InputError(f"depth map {path} cannot be read{f' ({reason})' if reason else ''}: {_READABLE}")
+
+
+def _npy_header(path: str) -> _Header:
+    """Shape and dtype from the .npy header; the data is memory-mapped, not read (pickles refused)."""
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:  # object dtypes, truncated data, a header that lies about its size
+        raise InputError(f"depth map {path} is not a readable .npy array: {exc}") from exc
+    if not isinstance(array, np.ndarray):  # an .npz archive
+        close = getattr(array, "close", None)
+        if close is not None:
+            close()
+        raise InputError(f"depth map {path} is not a single .npy array")
+    if array.dtype.kind not in "uif":
+        raise InputError(f"depth map {path} holds {array.dtype} values, not numbers")
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 1)):
+        raise InputError(f"depth map {path} has shape {array.shape}; expected a 2-D (H, W) or (H, W, 1) array")
+    return _Header(int(array.shape[1]), int(array.shape[0]), 1, array)
+
+
+def _png_header(head: bytes, path: str) -> _Header:
+    """IHDR is the first chunk of every PNG: width, height, bit depth and colour type."""
+    if len(head) < 33 or head[12:16] != b"IHDR":
+        raise _not_readable(path, "truncated PNG header")
+    width, height, _, colour_type = struct.unpack(">IIBB", head[16:26])
+    return _Header(width, height, {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour_type, 4))
+
+
+def _pnm_header(head: bytes, path: str) -> _Header:
+    """PBM/PGM/PPM ("P1".."P6") and PFM ("Pf" grey, "PF" colour): width and height follow the magic."""
+    magic = head[:2]
+    channels = {b"Pf": 1, b"PF": 3}.get(magic) or _PNM_CHANNELS[magic]
+    tokens: list[bytes] = []
+    for line in head[2:4096].splitlines():
+        tokens += line.split(b"#", 1)[0].split()
+        if len(tokens) >= 2:
+            break
+    try:
+        width, height = int(tokens[0]), int(tokens[1])
+    except (IndexError, ValueError) as exc:
+        raise _not_readable(path, "truncated PNM/PFM header") from exc
+    return _Header(width, height, channels)
+
+
+def _tiff_header(path: str) -> _Header:
+    """The first series' shape from the TIFF's tags (tifffile reads no strip or tile for this)."""
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            width, height = int(page.imagewidth), int(page.imagelength)
+            shape = tuple(int(n) for n in tif.series[0].shape)
+    except ImportError:  # no tifffile: OpenCV decodes it, and its header goes through Pillow
+        return _pillow_header(path)
+    except Exception as exc:  # tifffile raises many types for malformed files
+        raise _not_readable(path, f"TIFF header: {exc}") from exc
+    samples = int(np.prod(shape)) // max(width * height, 1)
+    # A depth map is one 2-D page, with at most 4 interleaved samples; stacks and planar layouts are not.
+    if not (len(shape) == 2 or (len(shape) == 3 and shape[:2] == (height, width) and shape[2] <= 4)):
+        raise InputError(f"depth map {path} has shape {shape}; expected a single 2-D map (H, W) or (H, W, channels)")
+    return _Header(width, height, samples)
+
+
+def _pillow_header(path: str) -> _Header:
+    """Other formats (BMP, JPEG, WebP...): Pillow's ``open`` parses the header only."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path, formats=("PNG", "TIFF", "PPM", "BMP", "JPEG", "WEBP")) as img:
+                width, height = img.size
+                samples = len(img.getbands())
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"depth map {path}: image dimensions are absurd, refusing to decode ({exc})") from exc
+    except Exception as exc:
+        raise _not_readable(path) from exc
+    return _Header(width, height, samples)
+
+
+def _read_header(path: str) -> _Header:
+    """Dispatch on the file's magic bytes (not its name) to a header-only reader."""
+    with open(path, "rb") as stream:
+        head = stream.read(1 << 20)  # a megabyte holds any sane header, EXR attributes included
+    if head.startswith(_NPY_MAGIC):
+        return _npy_header(path)
+    if os.path.splitext(path)[1].lower() == ".npy":
+        raise InputError(f"depth map {path} is not a readable .npy array (no NPY header)")
+    if head.startswith(_PNG_MAGIC):
+        return _png_header(head, path)
+    if head[:4] in _TIFF_MAGICS:
+        return _tiff_header(path)
+    if head[:4] == _EXR_MAGIC:
+        from .load import _exr_size  # the photo loader's header parser, shared
+
         try:
-            return np.load(path, allow_pickle=False)
+            width, height = _exr_size(head, path)
+        except InputError as exc:
+            raise InputError(f"depth map {exc}") from exc
+        return _Header(width, height, 4)
+    if head[:2] in (b"Pf", b"PF", *_PNM_CHANNELS) and head[2:3].isspace():
+        return _pnm_header(head, path)
+    return _pillow_header(path)
+
+
+def _check_header(path: str, header: _Header, max_pixels: int) -> None:
+    """Refuse a map larger than the photo pixel limit from its header, before any pixel is decoded."""
+    width, height = header.width, header.height
+    if width < 1 or height < 1:
+        raise InputError(f"depth map {path} holds no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise InputError(
+            f"depth map {path} is {width}x{height} px ({width * height / 1e6:.1f} MP); "
+            f"at most {max_pixels / 1e6:.1f} MP allowed, the same limit as photos (load.max_pixels)"
+        )
+    if header.samples > 4 and width * height * header.samples > 4 * max_pixels:
+        raise InputError(
+            f"depth map {path} holds {header.samples} values per pixel at {width}x{height}; "
+            "expected a single-channel map"
+        )
+
+
+def _read_depth_array(path: str, header: _Header) -> np.ndarray:
+    """The raw map stored in ``path``, any dtype, 2-D or with channels last; decoded only after the checks."""
+    if header.array is not None:
+        try:
+            return np.array(header.array)  # reads the memory-mapped data into memory
         except Exception as exc:
             raise InputError(f"depth map {path} is not a readable .npy array: {exc}") from exc
+    ext = os.path.splitext(path)[1].lower()
     if ext in (".tif", ".tiff"):
         try:
             import tifffile
@@ -232,7 +381,7 @@ def _read_depth_array(path: str) -> np.ndarray:
         except Exception:
             data = None
     if data is None:
-        raise InputError(f"depth map {path} cannot be read: use PNG (8/16-bit), PGM, PFM, TIFF, EXR or NPY")
+        raise _not_readable(path)
     return data
 
 
@@ -269,11 +418,15 @@ def fill_unknown(values: np.ndarray, known: np.ndarray) -> np.ndarray:
     return values[rows, cols]
 
 
-def load_depth_file(path: str, size: tuple[int, int], options: DepthOptions) -> DepthResult:
+def load_depth_file(
+    path: str, size: tuple[int, int], options: DepthOptions, max_pixels: int | None = None
+) -> DepthResult:
     """Read a user depth or disparity map and bring it to ``size`` = (h, w) of the photo.
 
-    Values are divided by ``options.depth_scale``; non-finite and <= 0 values are unknown and filled from the
-    nearest known pixel. Disparity has no absolute calibration here, so it goes through
+    The header is read first: a map over ``max_pixels`` (default: the photo limit, ``LoadOptions.max_pixels``)
+    or a file over ``MAX_DEPTH_FILE_BYTES_PER_PIXEL`` bytes per allowed pixel is refused before any pixel is
+    decoded. Values are divided by ``options.depth_scale``; non-finite and <= 0 values are unknown and filled
+    from the nearest known pixel. Disparity has no absolute calibration here, so it goes through
     ``disparity_to_depth`` (relative); depth is taken as metres (metric).
     """
     if not path:
@@ -281,16 +434,35 @@ def load_depth_file(path: str, size: tuple[int, int], options: DepthOptions) -> 
     path = os.path.expanduser(path)
     if not os.path.isfile(path):
         raise InputError(f"depth map {path} not found")
-    if os.path.getsize(path) == 0:
+    file_size = os.path.getsize(path)
+    if file_size == 0:
         raise InputError(f"depth map {path} is empty (0 bytes)")
+    if max_pixels is None:
+        max_pixels = LoadOptions().max_pixels
+    max_bytes = MAX_DEPTH_FILE_BYTES_PER_PIXEL * max_pixels
+    if file_size > max_bytes:
+        raise InputError(
+            f"depth map {path} is {file_size:,} bytes; at most {max_bytes:,} bytes allowed "
+            f"({MAX_DEPTH_FILE_BYTES_PER_PIXEL} bytes per pixel of the {max_pixels / 1e6:.1f} MP limit)"
+        )
     height, width = int(size[0]), int(size[1])
     if height < 1 or width < 1:
         raise InputError(f"photo size {width}x{height} is empty")
 
     notes: list[str] = []
-    data = _single_channel(np.asarray(_read_depth_array(path)), path, notes)
+    try:
+        header = _read_header(path)
+    except OSError as exc:
+        raise InputError(f"depth map {path} cannot be read ({exc.strerror or exc})") from exc
+    _check_header(path, header, max_pixels)
+    data = _single_channel(np.asarray(_read_depth_array(path, header)), path, notes)
     if data.size == 0 or min(data.shape) < 1:
         raise InputError(f"depth map {path} holds no pixels (shape {data.shape})")
+    if data.shape != (header.height, header.width):
+        # The decoder must agree with the header that was checked, or the check proved nothing.
+        raise InputError(
+            f"depth map {path} decodes to shape {data.shape} but its header says {header.width}x{header.height}"
+        )
     if data.dtype.kind not in "uif":
         raise InputError(f"depth map {path} holds {data.dtype} values, not numbers")
 

@@ -1,4 +1,4 @@
-"""Load stage: a photo to float32 RGB (+ straight alpha) at source and working resolution, with its camera.
+"""Load stage: a photo's pixels (+ straight alpha) at source and working resolution, with its camera.
 
 Decoders: Pillow for what it reads exactly (8-bit, 16-bit grayscale, palette, CMYK, float grayscale); OpenCV
 for 16-bit colour PNG/TIFF (Pillow silently truncates those to 8 bits) and for OpenEXR; tifffile for TIFFs
@@ -8,6 +8,10 @@ Value conventions: integer images are scaled by their full range (255 or 65535).
 display-referred and clipped to 0..1. OpenEXR is scene-linear by definition: it is clipped to 0..1 (no tone
 map: highlights above 1 saturate) and encoded with the sRGB transfer curve; its alpha stays linear.
 There is no colour management: embedded ICC profiles are ignored and values are taken as sRGB.
+
+Memory: source pixels are kept in the file's own sample type (uint8 or uint16; float32 only for float
+files or premultiplied TIFFs), since a 100 MP photo is 300 MB as uint8 but 1.2 GB as float32. The float
+value of a sample is always ``to_unit_float`` of it, so every consumer sees the same numbers.
 """
 
 from __future__ import annotations
@@ -59,10 +63,11 @@ _UNIT_MM = {1: 25.4, 2: 25.4, 3: 10.0, 4: 1.0, 5: 0.001}  # 1 = "no unit", which
 @dataclass
 class LoadedImage:
     path: str
-    rgb: np.ndarray
-    """(H, W, 3) float32 in 0..1 at source resolution, EXIF orientation applied."""
-    alpha: np.ndarray | None
-    """(H, W) float32 straight alpha in 0..1, only when the file has an alpha channel."""
+    source_rgb: np.ndarray
+    """(H, W, 3) at source resolution, EXIF orientation applied: uint8 (/255), uint16 (/65535) or float32
+    0..1; ``to_unit_float`` gives its float32 values."""
+    source_alpha: np.ndarray | None
+    """(H, W) straight alpha in the same sample type, only when the file has an alpha channel."""
     work_rgb: np.ndarray
     """(h, w, 3) float32 at the working resolution (longest side <= ``LoadOptions.work_size``)."""
     work_alpha: np.ndarray | None
@@ -82,10 +87,25 @@ class LoadedImage:
         """(h, w) of the working resolution."""
         return self.work_rgb.shape[0], self.work_rgb.shape[1]
 
+    @property
+    def source_size(self) -> tuple[int, int]:
+        """(H, W) of the source resolution."""
+        return self.source_rgb.shape[0], self.source_rgb.shape[1]
+
+    @property
+    def rgb(self) -> np.ndarray:
+        """(H, W, 3) float32 0..1 at source resolution: a new array each time (12 bytes a pixel)."""
+        return to_unit_float(self.source_rgb)
+
+    @property
+    def alpha(self) -> np.ndarray | None:
+        """(H, W) float32 straight alpha in 0..1 (a new array), or None."""
+        return None if self.source_alpha is None else to_unit_float(self.source_alpha)
+
 
 @dataclass
 class _Decoded:
-    pixels: np.ndarray  # (H, W, C) float32 0..1, C in 1..4 (gray, gray+alpha, RGB, RGBA), file orientation
+    pixels: np.ndarray  # (H, W, C) uint8, uint16 or float32 0..1, C in 1..4 (gray, gray+alpha, RGB, RGBA)
     mode: str
     bit_depth: int
     exif: Image.Exif | None
@@ -99,6 +119,19 @@ def work_shape(h: int, w: int, work_size: int) -> tuple[int, int]:
         return h, w
     scale = work_size / longest
     return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def to_unit_float(samples: np.ndarray) -> np.ndarray:
+    """Samples as float32 in 0..1: uint8 / 255, uint16 / 65535, float32 as is (a new array in every case)."""
+    if samples.dtype == np.uint8:
+        values = samples.astype(np.float32)
+        values /= 255.0  # in place: the same float32 division as ``/ 255.0``, without a second array
+        return values
+    if samples.dtype == np.uint16:
+        values = samples.astype(np.float32)
+        values /= 65535.0
+        return values
+    return samples.astype(np.float32)
 
 
 def resize_to_work(image: np.ndarray, work_size: int) -> np.ndarray:
@@ -118,26 +151,32 @@ def load_image(path: str | os.PathLike, options: LoadOptions) -> LoadedImage:
         decoded = _decode_exr(data, path_str, options)
     else:
         decoded = _decode_with_pillow(data, path_str, options)
-
-    pixels = np.ascontiguousarray(_apply_orientation(decoded.pixels, decoded.orientation))
+    digest = hashlib.sha256(data).hexdigest()
+    del data  # hashed and decoded: a big file's bytes need not outlive the decode
+    exif, bit_depth, mode, orientation = decoded.exif, decoded.bit_depth, decoded.mode, decoded.orientation
+    pixels = np.ascontiguousarray(_apply_orientation(decoded.pixels, orientation))
+    del decoded  # the decoder's array, where turning it upright made a copy
     channels = pixels.shape[2]
     gray = channels in (1, 2)
     rgb = np.repeat(pixels[:, :, :1], 3, axis=2) if gray else np.ascontiguousarray(pixels[:, :, :3])
     alpha = np.ascontiguousarray(pixels[:, :, -1]) if channels in (2, 4) else None
+    del pixels  # RGBA and grey files: rgb and alpha are copies
 
     height, width = rgb.shape[:2]
-    camera = _camera(decoded.exif, width, height, options)
+    camera = _camera(exif, width, height, options)
     return LoadedImage(
         path=path_str,
-        rgb=rgb,
-        alpha=alpha,
-        work_rgb=resize_to_work(rgb, options.work_size),
-        work_alpha=None if alpha is None else resize_to_work(alpha, options.work_size),
+        source_rgb=rgb,
+        source_alpha=alpha,
+        # The working image is resized from float32 values, exactly as it always was; the float copy of the
+        # source lives only for this resize.
+        work_rgb=resize_to_work(to_unit_float(rgb), options.work_size),
+        work_alpha=None if alpha is None else resize_to_work(to_unit_float(alpha), options.work_size),
         camera=camera,
-        sha256=hashlib.sha256(data).hexdigest(),
-        bit_depth=decoded.bit_depth,
-        mode=decoded.mode,
-        orientation=decoded.orientation,
+        sha256=digest,
+        bit_depth=bit_depth,
+        mode=mode,
+        orientation=orientation,
     )
 
 
@@ -235,15 +274,18 @@ def _exif_without_decoding(img: Image.Image) -> Image.Exif:
 
 
 def _pil_pixels(img: Image.Image, rawmode: str, path: str) -> tuple[np.ndarray, int]:
-    """Pixels of a loaded Pillow image as (H, W, C) float32 0..1, and the file's bits per sample."""
+    """Pixels of a loaded Pillow image as (H, W, C) uint8, uint16 or float32 0..1, and the bits per sample."""
     mode = img.mode
     if mode.startswith("I;16"):
-        return _as_hwc(np.asarray(img).astype(np.float32) / 65535.0), 16
+        values = np.asarray(img)
+        if values.dtype.kind == "u":  # native or big-endian unsigned 16 bits: kept as uint16
+            return _as_hwc(values.astype(np.uint16, copy=False)), 16
+        return _as_hwc(values.astype(np.float32) / 65535.0), 16
     if mode == "I":
         values = np.asarray(img)
         # 32-bit integer images mostly carry 16-bit data (old Pillow read 16-bit PNGs this way).
         if ";16" in rawmode or (values.size and values.min() >= 0 and values.max() <= 65535):
-            return _as_hwc(np.clip(values, 0, 65535).astype(np.float32) / 65535.0), 16
+            return _as_hwc(np.clip(values, 0, 65535).astype(np.uint16)), 16
         return _as_hwc((np.clip(values, 0, None) / 4294967295.0).astype(np.float32)), 32
     if mode == "F":
         return _as_hwc(np.clip(np.nan_to_num(np.asarray(img, dtype=np.float32)), 0.0, 1.0)), 32
@@ -263,7 +305,7 @@ def _pil_pixels(img: Image.Image, rawmode: str, path: str) -> tuple[np.ndarray, 
         converted = img if img.mode == target else img.convert(target)
     except (ValueError, OSError) as exc:
         raise _fail(path, f"colour mode {mode} cannot be converted to RGB ({exc})") from exc
-    return _as_hwc(np.asarray(converted, dtype=np.float32) / 255.0), 8
+    return _as_hwc(np.asarray(converted, dtype=np.uint8)), 8
 
 
 def _as_hwc(array: np.ndarray) -> np.ndarray:
@@ -282,16 +324,14 @@ def _imdecode(data: bytes, path: str, what: str) -> np.ndarray:
 
 
 def _cv2_decode(data: bytes, path: str) -> np.ndarray:
-    """Decode with OpenCV, unchanged depth and channels, as (H, W, C) float32 0..1 in RGB(A) order."""
+    """Decode with OpenCV, unchanged depth and channels, as (H, W, C) in RGB(A) order: uint8, uint16 or float32."""
     array = _as_hwc(_imdecode(data, path, "image data"))
     if array.shape[2] == 3:
         array = array[:, :, ::-1]
     elif array.shape[2] == 4:
         array = array[:, :, [2, 1, 0, 3]]
-    if array.dtype == np.uint16:
-        return array.astype(np.float32) / 65535.0
-    if array.dtype == np.uint8:
-        return array.astype(np.float32) / 255.0
+    if array.dtype in (np.uint8, np.uint16):
+        return np.ascontiguousarray(array)
     return np.clip(np.nan_to_num(array.astype(np.float32)), 0.0, 1.0)
 
 
@@ -320,12 +360,15 @@ def _decode_tiff(data: bytes, path: str, options: LoadOptions) -> _Decoded:
     array = array[:, :, : min(array.shape[2], 4)]
     if np.issubdtype(array.dtype, np.floating):
         pixels, bit_depth = np.clip(np.nan_to_num(array.astype(np.float32)), 0.0, 1.0), 32
-    elif array.dtype.itemsize == 1:
+    elif array.dtype == np.uint8:
+        pixels, bit_depth = array, 8
+    elif array.dtype.itemsize == 1:  # int8 or bool: scaled like bytes, negative values included
         pixels, bit_depth = array.astype(np.float32) / 255.0, 8
     else:
-        pixels, bit_depth = np.clip(array, 0, 65535).astype(np.float32) / 65535.0, 16
+        pixels, bit_depth = np.clip(array, 0, 65535).astype(np.uint16), 16
     if associated_alpha and pixels.shape[2] in (2, 4):
-        # Associated alpha is premultiplied; the package stores straight alpha.
+        # Associated alpha is premultiplied; the package stores straight alpha, which needs float samples.
+        pixels = to_unit_float(pixels)
         a = pixels[:, :, -1:]
         pixels[:, :, :-1] = np.where(a > 0, np.clip(pixels[:, :, :-1] / np.maximum(a, 1e-8), 0, 1), 0)
     mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[pixels.shape[2]]

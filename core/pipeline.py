@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .contact_sheet import make_contact_sheet
+from .contact_sheet import layer_thumbnail, make_contact_sheet, thumb_height
 from .depth import DepthResult, estimate_depth, load_depth_file
 from .errors import InputError, ModelError
 from .geometry import LayerMesh, build_layer_mesh, build_mpi
@@ -57,7 +57,7 @@ class SceneLayers:
 
 def _depth_stage(loaded: LoadedImage, options: PipelineOptions, progress: Progress, cache) -> DepthResult:
     if options.depth.depth_file:
-        return load_depth_file(options.depth.depth_file, loaded.work_size, options.depth)
+        return load_depth_file(options.depth.depth_file, loaded.work_size, options.depth, options.load.max_pixels)
     return estimate_depth(loaded.work_rgb, options.depth, options.runtime, progress, cache)
 
 
@@ -172,19 +172,22 @@ def write_scene_package(
     def fill(tmp: Path) -> dict[str, Any]:
         (tmp / "layers").mkdir()
         entries = []
+        # Thumbnails for the contact sheet: one full-resolution texture is alive at a time (400 MB at 100 MP).
         textures = []
+        thumb_h = thumb_height(*loaded.work_size)
         if options.geometry.representation == "mesh":
             for i, (layer, layer_fill, mesh) in enumerate(zip(scene.layers, scene.fills, scene.meshes, strict=True)):
                 progress.update(i / len(scene.layers), f"layer {i + 1}/{len(scene.layers)}")
                 entry = _layer_entry(i, layer, layer_fill)
-                rgba = layer_rgba(loaded.rgb, loaded.alpha, layer.mask, layer_fill)
+                rgba = layer_rgba(loaded.source_rgb, loaded.source_alpha, layer.mask, layer_fill)
                 write_png(tmp / entry["texture"], rgba)
+                textures.append(layer_thumbnail(rgba, thumb_h))
+                del rgba  # before the next layer's texture is built, not after
                 entry["mesh"] = f"layers/{i:02d}_mesh.npz"
                 save_mesh_file(tmp / entry["mesh"], mesh.vertices, mesh.uvs, mesh.faces)
                 entry["vertices"] = len(mesh.vertices)
                 entry["triangles"] = len(mesh.faces)
                 entries.append(entry)
-                textures.append(rgba)
         else:
             # Planes nothing lands on are left out: they would only cost texture memory in Blender.
             planes = [plane for plane in scene.mpi if (plane.rgba[..., 3] > 0.5 / 255).any()]
@@ -202,7 +205,7 @@ def write_scene_package(
                 }
                 write_png(tmp / entry["texture"], rgba)
                 entries.append(entry)
-                textures.append(rgba)
+                textures.append(layer_thumbnail(rgba, thumb_h))
         np.save(tmp / "depth.npy", scene.harmonized.astype(np.float32))
         write_png(tmp / CONTACT_SHEET_NAME, make_contact_sheet(loaded.work_rgb, scene.harmonized, textures, entries))
         all_depths = scene.harmonized
@@ -213,13 +216,13 @@ def write_scene_package(
             "created_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "source": {
                 "path": str(Path(loaded.path).absolute()),
-                "width": int(loaded.rgb.shape[1]),
-                "height": int(loaded.rgb.shape[0]),
+                "width": int(loaded.source_size[1]),
+                "height": int(loaded.source_size[0]),
                 "sha256": loaded.sha256,
                 "mode": loaded.mode,
                 "bit_depth": loaded.bit_depth,
                 "orientation": loaded.orientation,
-                "has_alpha": loaded.alpha is not None,
+                "has_alpha": loaded.source_alpha is not None,
             },
             "camera": loaded.camera.to_dict(),
             "work_size": list(loaded.work_size),

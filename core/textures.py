@@ -4,14 +4,24 @@ Alpha is the layer's extent resampled bilinearly from the working resolution, wh
 edges when the source is larger than the working size. Observed masks of all layers resample to a
 partition of unity, and every layer shows the photo itself wherever it is observed at all, so the layers
 composited back to front reproduce the photo exactly.
+
+Memory: one texture is built at a time, from the source samples as loaded (uint8 for most photos), in
+strips of rows; the largest temporary is the fill colour resampled to the source size (12 bytes a pixel,
+only for layers with a hole), because it must be resampled whole to stay identical to ``cv2.resize``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
 
 from .inpaint import LayerFill
+from .load import to_unit_float
+
+STRIP_ROWS = 256
+"""Rows per strip of the per-pixel arithmetic: 256 rows of a 12000 px wide photo are 37 MB as float32 RGB."""
 
 
 def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -20,21 +30,57 @@ def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
+def _strips(height: int) -> Iterator[slice]:
+    for top in range(0, height, STRIP_ROWS):
+        yield slice(top, min(top + STRIP_ROWS, height))
+
+
+def _to_bytes(samples: np.ndarray) -> np.ndarray:
+    """Samples (uint8, uint16 or float32 0..1) as uint8: round(value * 255), clipped."""
+    if samples.dtype == np.uint8:
+        return samples  # exact: round(to_unit_float(u) * 255) == u for every byte u
+    values = to_unit_float(samples) if samples.dtype != np.float32 else samples
+    # clip(values * 255 + 0.5, 0, 255) in float32 as before, in place on one temporary.
+    scaled = values * np.float32(255.0)
+    scaled += np.float32(0.5)
+    np.clip(scaled, np.float32(0.0), np.float32(255.0), out=scaled)
+    return scaled.astype(np.uint8)
+
+
 def layer_rgba(photo: np.ndarray, photo_alpha: np.ndarray | None, observed: np.ndarray, fill: LayerFill) -> np.ndarray:
-    """(H, W, 4) uint8 straight-alpha texture of one layer at the photo's resolution."""
+    """(H, W, 4) uint8 straight-alpha texture of one layer at the photo's resolution.
+
+    ``photo`` (H, W, 3) and ``photo_alpha`` (H, W) are source samples: uint8, uint16 or float32 0..1
+    (``LoadedImage.source_rgb`` / ``source_alpha``); the result is the same for each form of the same values.
+    """
     height, width = photo.shape[:2]
-    seen = _resize(observed.astype(np.float32), width, height)
-    alpha = np.clip(_resize(fill.extent.astype(np.float32), width, height), 0.0, 1.0)
-    rgb = photo
-    if fill.hole.any():
+    if photo.dtype == np.uint8:
+        rgba = cv2.cvtColor(np.ascontiguousarray(photo), cv2.COLOR_RGB2RGBA)  # one pass; alpha is set below
+    else:
+        rgba = np.empty((height, width, 4), dtype=np.uint8)
+        for rows in _strips(height):
+            rgba[rows, :, :3] = _to_bytes(photo[rows])
+
+    alpha = _resize(fill.extent.astype(np.float32), width, height)  # a new array either way
+    np.clip(alpha, 0.0, 1.0, out=alpha)
+    has_hole = bool(fill.hole.any())
+    if has_hole:
+        # Filled colour shows only where no layer sees the photo but this layer still has coverage.
+        only_filled = _resize(observed.astype(np.float32), width, height) <= 1e-6
+        only_filled &= alpha > 0
+    for rows in _strips(height):
+        if photo_alpha is not None:
+            alpha[rows] *= to_unit_float(photo_alpha[rows]) if photo_alpha.dtype != np.float32 else photo_alpha[rows]
+        rgba[rows, :, 3] = _to_bytes(alpha[rows])
+    del alpha
+
+    if has_hole:
+        # Resampled whole: cv2.resize per strip or per channel differs from it in the last bit.
         filled = _resize(fill.rgb, width, height)
-        only_filled = (seen <= 1e-6) & (alpha > 0)
-        rgb = np.where(only_filled[..., None], filled, photo)
-    if photo_alpha is not None:
-        alpha = alpha * photo_alpha
-    rgba = np.empty((height, width, 4), dtype=np.uint8)
-    rgba[..., :3] = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    rgba[..., 3] = np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        for rows in _strips(height):
+            where = only_filled[rows]
+            if where.any():  # the filled band covers few strips of most layers
+                np.copyto(rgba[rows, :, :3], _to_bytes(filled[rows]), where=where[..., None])
     return rgba
 
 

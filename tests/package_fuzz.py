@@ -1226,6 +1226,8 @@ class NpzZipBomb(_NpzMutation):
 
     def change(self, draw, target, path, mesh, data):
         member = draw.choice(["faces", "faces", "vertices"])
+        if not _writable(path):  # an earlier mutation put a FIFO or a folder there: opening it would block
+            return "no regular file to replace"
         write_zip_bomb_npz(path, mesh, member)
         return f"{member} unpacks to {BOMB_BYTES} bytes ({path.stat().st_size} stored)"
 
