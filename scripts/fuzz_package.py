@@ -10,7 +10,9 @@ exception or exit code, or no answer within --timeout). Prints, per mutation cla
 and max time, and how far that class raised the peak RSS (and, with --trace-memory, tracemalloc's peak);
 then the distinct crash signatures (exception, message head, innermost frame in core/) and the oracle's
 problem codes, each with an example to replay (``--replay N`` rebuilds example N exactly and keeps it).
-Exits 1 when anything crashed or was inconsistent.
+Then runs the resource cases of ``scripts/hostile_resources.py`` (bombs, huge manifests and configs, a 200 MB
+worker line: each refused in its own process, with its peak memory and time; ``--no-resources`` skips them).
+Exits 1 when anything crashed or was inconsistent, or a resource case broke its bounds.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from scripts.hostile_resources import print_rows as print_resource_rows  # noqa: E402
+from scripts.hostile_resources import run_cases as run_resource_cases  # noqa: E402
 from tests.package_fuzz import (  # noqa: E402
     FUZZER_ERROR,
     MUTATION_NAMES,
@@ -86,6 +90,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--replay", type=int, metavar="N", help="rebuild only example N, keep and describe it")
     parser.add_argument("--json", metavar="FILE", help="also write the statistics and findings as JSON")
     parser.add_argument("--progress", type=int, default=500, help="a progress line every N inputs (0: none)")
+    parser.add_argument(
+        "--resources",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="then run the resource cases of scripts/hostile_resources.py (default on)",
+    )
     return parser
 
 
@@ -161,9 +171,16 @@ def _run(args, seeds, scratch: Path, keep: Path | None) -> int:
         print(f"\nfuzzer errors (bugs of tests/package_fuzz.py, not of the reader): {len(errors)}")
         for title, finding in sorted(errors.items(), key=lambda item: -item[1].count):
             print("\n".join(_finding(title, finding)))
+    report = _as_json(stats, total, crashes, problems, done, elapsed, args)
+    resources_ok = True
+    if args.resources:
+        rows, resources_ok = run_resource_cases()
+        print_resource_rows(rows)
+        report["resource_cases"] = rows
     if args.json:
-        Path(args.json).write_text(json.dumps(_as_json(stats, total, crashes, problems, done, elapsed, args), indent=2))
-    return 1 if total.counts["crashed"] or total.counts["inconsistent"] or errors else 0
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    failed = total.counts["crashed"] or total.counts["inconsistent"] or errors or not resources_ok
+    return 1 if failed else 0
 
 
 def _note(finding: Finding, case: Case, index: int, detail: str) -> None:
