@@ -15,6 +15,7 @@ Blender can read packages with it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -114,8 +115,10 @@ def _npz_members(path: Path) -> dict[str, zipfile.ZipInfo]:
     try:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise PackageError(f"mesh {path.name} is not a readable NPZ ({exc})") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # zipfile raises many types for damaged directories (versions, encryption, ...)
+        raise PackageError(f"mesh {path.name} is not a readable NPZ ({type(exc).__name__}: {exc})") from None
     limit = MAX_MESH_ROWS * 3 * 4 + _NPY_HEADER_ROOM
     members = {}
     for info in infos:
@@ -251,7 +254,8 @@ def read_package(path: str | os.PathLike, check_meshes: bool = True, check_data:
     except (OSError, ValueError) as exc:
         raise PackageError(f"cannot open {root}: {exc}") from None
     raw, typed = _read_manifest(root)
-    package = LayerPackage(root=root, manifest=raw, typed=typed)
+    package = LayerPackage(root=root, manifest=normalized_manifest(raw, typed), typed=typed)
+    _check_distinct_files(package)
     size = typed.texture_size()
     for layer in typed.layers:
         _check_texture(package.path_of(layer.texture), layer.texture, size, check_data)
@@ -273,6 +277,46 @@ def read_package(path: str | os.PathLike, check_meshes: bool = True, check_data:
         except (PngProblem, OSError) as exc:
             raise PackageError(f"contact sheet {typed.contact_sheet}: {exc}") from None
     return package
+
+
+def _check_distinct_files(package: LayerPackage) -> None:
+    """No two entries may be one file, by name or through a symbolic link inside the package."""
+    seen: dict[Path, str] = {}
+    for relative in sorted(package_files(package)):
+        resolved = package.path_of(relative) if relative != MANIFEST_NAME else (package.root / relative).resolve()
+        if resolved in seen:
+            raise PackageError(f"{relative} is the same file as {seen[resolved]}; each entry needs its own file")
+        seen[resolved] = relative
+
+
+def normalized_manifest(raw: dict[str, Any], typed: Manifest) -> dict[str, Any]:
+    """The manifest as a dict for code that reads it by key, rebuilt from the checked values: every field a
+    reader uses has its checked type, and an optional field that is null or absent is absent."""
+    manifest = dict(raw)
+    manifest["version"] = typed.version
+    manifest["source"] = dataclasses.asdict(typed.source)
+    manifest["camera"] = {
+        **dataclasses.asdict(typed.camera),
+        "fov_x_deg": typed.camera.fov_x_deg,
+        "fov_y_deg": typed.camera.fov_y_deg,
+    }
+    manifest["work_size"] = list(typed.work_size)
+    manifest["depth"] = dataclasses.asdict(typed.depth)
+    manifest["representation"] = typed.representation
+    layers = []
+    for layer in typed.layers:
+        entry = {key: value for key, value in dataclasses.asdict(layer).items() if value is not None}
+        entry["depth_range"] = list(layer.depth_range)
+        if typed.representation == "mpi":
+            entry.setdefault("inpainted_fraction", None)  # MPI planes have none, and say so
+        layers.append(entry)
+    manifest["layers"] = layers
+    manifest.pop("contact_sheet", None)
+    if typed.contact_sheet is not None:
+        manifest["contact_sheet"] = typed.contact_sheet
+    manifest["models"] = dict(typed.models)
+    manifest["timings"] = dict(typed.timings)
+    return manifest
 
 
 def _check_counts(index: int, vertices: int | None, triangles: int | None, arrays: dict[str, np.ndarray]) -> None:

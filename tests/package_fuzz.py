@@ -38,8 +38,9 @@ The oracle's contract (what an accepted package must satisfy, checked on the fil
 * Every listed file (textures, meshes, depth map, and the contact sheet, a PNG by its header) is a
   relative, portable path that resolves to a regular file inside the package with a single link, and no
   two entries share a file.
-* Optional fields, when present: ``median_depth`` finite positive, ``inpainted_fraction`` null or in
-  [0, 1], ``timings`` an object of finite non-negative numbers, ``models`` an object of strings.
+* Optional fields, when present and not null (null means absent): ``median_depth`` finite positive,
+  ``inpainted_fraction`` null or in [0, 1], ``timings`` an object of finite non-negative numbers, ``models``
+  an object of strings.
 * ``validate`` exits 0 in both forms, ``--json`` prints strict JSON with ``"valid": true``, and the text
   summary holds no control characters but newlines.
 """
@@ -2022,7 +2023,7 @@ class _Oracle:
         elif (vertices[:, 2] >= 0).any():
             self.bad("mesh_behind_camera", f"{what}: vertices with z >= 0")
         for key, actual in (("vertices", len(vertices)), ("triangles", len(faces))):
-            if key in layer and (not _is_int(layer[key]) or layer[key] != actual):
+            if layer.get(key) is not None and (not _is_int(layer[key]) or layer[key] != actual):
                 self.bad("mesh_counts", f"{what}: manifest says {key} {_show(layer[key])}, the mesh has {actual}")
 
     def depth_map(self, path: Path, shape: tuple[int, int] | None) -> None:
@@ -2107,7 +2108,7 @@ class _Oracle:
         self.source(m.get("source"), camera)
         work = self.work_size(m.get("work_size"), camera)
         self.depth(m.get("depth"), work)
-        if "contact_sheet" in m:
+        if m.get("contact_sheet") is not None:
             sheet = self.file(m["contact_sheet"], "contact_sheet")
             if sheet:  # informational: only its kind is promised, as for any PNG header
                 problem = _png_header_problem(sheet.read_bytes()[:33])
@@ -2183,7 +2184,7 @@ class _Oracle:
         for key in ("kind", "units", "source"):
             if not isinstance(depth.get(key), str):
                 self.bad("depth", f"{key} {_show(depth.get(key))}")
-        if "scale" in depth and not _positive(depth["scale"]):
+        if depth.get("scale") is not None and not _positive(depth["scale"]):
             self.bad("depth", f"scale {_show(depth['scale'])}")
         path = self.file(depth.get("map"), "depth.map")
         if path:
@@ -2234,7 +2235,7 @@ class _Oracle:
                     self.bad("plane_order", f"{what}.plane_depth {plane:g} is not below the one before")
                 else:
                     previous_plane = plane
-            if "median_depth" in layer and not _positive(layer["median_depth"]):
+            if layer.get("median_depth") is not None and not _positive(layer["median_depth"]):
                 self.bad("layer_optional", f"{what}.median_depth is {_show(layer['median_depth'])}")
             fraction = layer.get("inpainted_fraction")
             if fraction is not None and not (_is_num(fraction) and 0 <= fraction <= 1):
