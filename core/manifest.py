@@ -3,7 +3,7 @@
 ``parse_manifest`` is total: for any JSON value it returns a ``Manifest`` whose every field has the right
 type, is finite and lies in its range, and whose fields agree with each other, or it raises
 ``PackageError`` naming the field. It checks no files; ``core.package`` does that with the paths it gives.
-Imports only the standard library, so Blender can use it.
+Imports only the standard library and numpy (through ``core.camera``), so Blender can use it.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .camera import fov_deg
 from .errors import PackageError
 
 FORMAT_NAME = "photo3d.layers"
@@ -56,11 +57,11 @@ class CameraInfo:
 
     @property
     def fov_x_deg(self) -> float:
-        return math.degrees(2.0 * math.atan(self.width / (2.0 * self.focal_px)))
+        return fov_deg(self.width, self.focal_px)
 
     @property
     def fov_y_deg(self) -> float:
-        return math.degrees(2.0 * math.atan(self.height / (2.0 * self.focal_px)))
+        return fov_deg(self.height, self.focal_px)
 
 
 @dataclass(frozen=True)
