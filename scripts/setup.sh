@@ -51,7 +51,7 @@ echo "setup: installing requirements/$group.txt (torch pinned by requirements/co
     exit 1
 }
 if [[ "$group" == "dev" ]]; then
-    .venv/bin/python -c "import pytest, bpy" >/dev/null || { echo "setup: pytest or bpy missing" >&2; exit 1; }
+    .venv/bin/python -c "import pytest, bpy, hypothesis" >/dev/null || { echo "setup: pytest, bpy or hypothesis missing" >&2; exit 1; }
 fi
 echo "$want" > "$stamp"
 echo "setup: done"
