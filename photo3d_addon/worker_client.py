@@ -88,7 +88,7 @@ class WorkerClient:
         raise WorkerError(f"the worker did not answer within {timeout:.0f} s")
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Ask the worker to shut down; kill it if it does not."""
+        """Ask the worker to shut down; then SIGTERM, then kill, each after ``timeout`` seconds."""
         process, self.process = self.process, None
         if process is None:
             return
@@ -98,8 +98,14 @@ class WorkerClient:
                 process.stdin.flush()
                 process.wait(timeout=timeout)
             except (OSError, ValueError, subprocess.TimeoutExpired):
-                process.kill()
-                process.wait(timeout=timeout)
+                # SIGTERM next: the worker cancels its job between two steps and removes its staging folder;
+                # only one that still does not stop is killed (a later write to that output cleans up after it).
+                try:
+                    process.terminate()
+                    process.wait(timeout=timeout)
+                except (OSError, subprocess.TimeoutExpired):
+                    process.kill()
+                    process.wait(timeout=timeout)
         for stream in (process.stdin, process.stdout, process.stderr):
             with contextlib.suppress(OSError, ValueError):
                 stream.close()
