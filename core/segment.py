@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import heapq
 import math
+import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import cv2
 import numpy as np
@@ -27,6 +28,8 @@ from .models import ModelCache, resolve_device, resolve_model_source, shared_cac
 from .options import RuntimeOptions, SegmentOptions
 from .progress import Progress, null_progress
 from .segment_official import is_official_checkpoint, official_sam_masks
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:  # torch loads lazily: importing core must not need it
     import torch
@@ -205,17 +208,19 @@ def superpixel_labels(
     # slic rescales its input to 0..1 by the global range: scale compactness the same way so it stays in
     # Lab units.
     feature_range = max(float(features.max() - features.min()), 1e-6)
-    superpixels = slic(
-        features,
-        n_segments=max(1, int(n_segments)),
-        compactness=compactness / feature_range,
-        max_num_iter=10,
-        convert2lab=False,
-        channel_axis=-1,
-        start_label=0,
-        enforce_connectivity=True,
+    superpixels = run_cancellable(
+        lambda: slic(
+            features,
+            n_segments=max(1, int(n_segments)),
+            compactness=compactness / feature_range,
+            max_num_iter=10,
+            convert2lab=False,
+            channel_axis=-1,
+            start_label=0,
+            enforce_connectivity=True,
+        ),
+        check,
     )
-    check()
     superpixel_size = depth.size / max(1, int(n_segments))
     superpixels = _split_at_depth_steps(superpixels, log_depth, depth_step)
     if superpixels.max() + 1 > MAX_REGIONS_PER_SUPERPIXEL * n_segments:
@@ -236,6 +241,34 @@ def superpixel_labels(
         sliver_size=sliver_superpixels * superpixel_size,
         check=check,
     )
+
+
+def run_cancellable(work: Callable[[], T], check: Callable[[], None], poll_s: float = 0.05) -> T:
+    """Run ``work`` on a helper thread and call ``check`` every ``poll_s`` seconds meanwhile.
+
+    SLIC takes over a second at 1280 px as one call that releases the GIL, so a cancel (``check`` raising)
+    lands within ``poll_s`` instead of after it; the abandoned call finishes on its daemon thread and its
+    result is dropped.
+    """
+    result: list[T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(work())
+        except BaseException as exc:  # handed to the caller below
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="photo3d-cancellable", daemon=True)
+    thread.start()
+    while True:
+        thread.join(poll_s)
+        check()
+        if not thread.is_alive():
+            break
+    if failure:
+        raise failure[0]
+    return result[0]
 
 
 def sharpen_depth_edges(log_depth: np.ndarray, depth_step: float, radius: int = 2, iterations: int = 3) -> np.ndarray:

@@ -280,3 +280,22 @@ def test_superpixel_fallback_checks_for_cancel_between_steps_and_merges():
     with pytest.raises(Cancelled):
         superpixel_labels(rgb, scene.depth, 100, check=check)
     assert len(calls) == 2
+
+
+def test_a_long_native_step_is_cancelled_within_a_poll():
+    import threading
+    import time
+
+    from core.errors import Cancelled
+    from core.progress import CancelToken
+    from core.segment import run_cancellable
+
+    token = CancelToken()
+    threading.Timer(0.1, token.cancel).start()
+    started = time.perf_counter()
+    with pytest.raises(Cancelled):
+        run_cancellable(lambda: time.sleep(3.0), token.check, poll_s=0.02)
+    assert time.perf_counter() - started < 0.5
+    assert run_cancellable(lambda: 42, token.__class__().check) == 42
+    with pytest.raises(ZeroDivisionError):
+        run_cancellable(lambda: 1 / 0, lambda: None)
