@@ -13,11 +13,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 
-def fov_deg(size: float, focal_px: float) -> float:
-    """Field of view in degrees across ``size`` pixels for a pinhole of focal length ``focal_px`` pixels."""
-    return math.degrees(2.0 * math.atan(size / (2.0 * focal_px)))
-
-
 @dataclass(frozen=True)
 class Camera:
     width: int
@@ -30,11 +25,11 @@ class Camera:
 
     @property
     def fov_x_deg(self) -> float:
-        return fov_deg(self.width, self.focal_px)
+        return math.degrees(2.0 * math.atan(self.width / (2.0 * self.focal_px)))
 
     @property
     def fov_y_deg(self) -> float:
-        return fov_deg(self.height, self.focal_px)
+        return math.degrees(2.0 * math.atan(self.height / (2.0 * self.focal_px)))
 
     def to_dict(self) -> dict:
         data = asdict(self)

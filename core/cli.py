@@ -16,9 +16,9 @@ from typing import Any
 from . import __version__
 from .errors import EXIT_CODES, InputError, Photo3DError, SignalReceived
 from .manifest import Manifest, parse_manifest
-from .options import PipelineOptions, default_of, describe, json_kind
+from .options import PipelineOptions, default_of, describe
 from .progress import STAGES, Progress
-from .safe_json import JSONRejected, read_json_file
+from .safe_json import JSONRejected, json_kind, read_json_file
 
 MODELS_DIR_ENV = "PHOTO3D_MODELS_DIR"
 

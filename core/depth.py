@@ -7,7 +7,7 @@ Relative sources (affine-invariant disparity) become depth through one documente
 from __future__ import annotations
 
 import os
-import struct
+from pathlib import Path
 
 # OpenCV reads EXR only when this is set; it is checked on first use, so setting it here is enough.
 os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
@@ -19,8 +19,13 @@ import numpy as np  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
 from .errors import InputError, ModelError  # noqa: E402
+from .load import EXR_MAGIC, TIFF_MAGICS, exr_size  # noqa: E402
 from .models import ModelCache, resolve_device, resolve_model_source, shared_cache  # noqa: E402
 from .options import DepthOptions, LoadOptions, RuntimeOptions  # noqa: E402
+from .png_check import COLOUR_TYPES as PNG_COLOUR_TYPES  # noqa: E402
+from .png_check import SIGNATURE as PNG_SIGNATURE  # noqa: E402
+from .png_check import PngProblem  # noqa: E402
+from .png_check import read_header as read_png_header  # noqa: E402
 from .progress import Progress  # noqa: E402
 
 # Depth Anything's normalisation, used when a model folder has no image processor config.
@@ -211,9 +216,6 @@ def estimate_depth(
 MAX_DEPTH_FILE_BYTES_PER_PIXEL = 16
 """A depth file may hold at most this many bytes per allowed pixel: four float32 channels, uncompressed."""
 _NPY_MAGIC = b"\x93NUMPY"
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-_EXR_MAGIC = b"\x76\x2f\x31\x01"
-_TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _PNM_CHANNELS = {b"P1": 1, b"P2": 1, b"P3": 3, b"P4": 1, b"P5": 1, b"P6": 3}
 _READABLE = "use PNG (8/16-bit), PGM, PFM, TIFF, EXR or NPY"
 
@@ -252,12 +254,13 @@ def _npy_header(path: str) -> _Header:
     return _Header(int(array.shape[1]), int(array.shape[0]), 1, array)
 
 
-def _png_header(head: bytes, path: str) -> _Header:
-    """IHDR is the first chunk of every PNG: width, height, bit depth and colour type."""
-    if len(head) < 33 or head[12:16] != b"IHDR":
-        raise _not_readable(path, "truncated PNG header")
-    width, height, _, colour_type = struct.unpack(">IIBB", head[16:26])
-    return _Header(width, height, {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour_type, 4))
+def _png_header(path: str) -> _Header:
+    """Width, height and channels from the PNG's IHDR (the package reader's header check, shared)."""
+    try:
+        header = read_png_header(Path(path))
+    except PngProblem as exc:
+        raise _not_readable(path, str(exc)) from exc
+    return _Header(header.width, header.height, PNG_COLOUR_TYPES[header.colour_type][1])
 
 
 def _pnm_header(head: bytes, path: str) -> _Header:
@@ -323,15 +326,13 @@ def _read_header(path: str) -> _Header:
         return _npy_header(path)
     if os.path.splitext(path)[1].lower() == ".npy":
         raise InputError(f"depth map {path} is not a readable .npy array (no NPY header)")
-    if head.startswith(_PNG_MAGIC):
-        return _png_header(head, path)
-    if head[:4] in _TIFF_MAGICS:
+    if head.startswith(PNG_SIGNATURE):
+        return _png_header(path)
+    if head[:4] in TIFF_MAGICS:
         return _tiff_header(path)
-    if head[:4] == _EXR_MAGIC:
-        from .load import _exr_size  # the photo loader's header parser, shared
-
+    if head[:4] == EXR_MAGIC:
         try:
-            width, height = _exr_size(head, path)
+            width, height = exr_size(head, path)  # the photo loader's header parser
         except InputError as exc:
             raise InputError(f"depth map {exc}") from exc
         return _Header(width, height, 4)

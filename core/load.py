@@ -45,8 +45,8 @@ MAX_ASPECT = 20.0
 # Formats handed to Pillow (JPEG covers MPO); fewer plugins keep exotic parsers away from untrusted files.
 _PIL_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "GIF", "PPM")
 _SUPPORTED = "JPEG, PNG, TIFF, WebP, BMP or OpenEXR"
-_EXR_MAGIC = b"\x76\x2f\x31\x01"
-_TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+EXR_MAGIC = b"\x76\x2f\x31\x01"
+TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 _FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
 _EXIF_IFD = 0x8769
@@ -147,7 +147,7 @@ def load_image(path: str | os.PathLike, options: LoadOptions) -> LoadedImage:
     """Decode a photo, apply its EXIF orientation and derive its camera; bad inputs raise ``InputError``."""
     path_str = os.fspath(path)
     data = _read_bytes(path_str)
-    if data[:4] == _EXR_MAGIC:
+    if data[:4] == EXR_MAGIC:
         decoded = _decode_exr(data, path_str, options)
     else:
         decoded = _decode_with_pillow(data, path_str, options)
@@ -224,7 +224,7 @@ def _decode_with_pillow(data: bytes, path: str, options: LoadOptions) -> _Decode
     except Image.DecompressionBombError as exc:
         raise _fail(path, f"image dimensions are absurd, refusing to decode ({exc})") from exc
     except UnidentifiedImageError as exc:
-        if data[:4] in _TIFF_MAGICS:
+        if data[:4] in TIFF_MAGICS:
             return _decode_tiff(data, path, options)
         raise _fail(path, f"not a readable image (expected {_SUPPORTED})") from exc
     except Exception as exc:  # a malformed header can raise anything from a plugin
@@ -378,7 +378,7 @@ def _decode_tiff(data: bytes, path: str, options: LoadOptions) -> _Decoded:
     return _Decoded(pixels, mode, bit_depth, None, orientation if 1 <= orientation <= 8 else 1)
 
 
-def _exr_size(data: bytes, path: str) -> tuple[int, int]:
+def exr_size(data: bytes, path: str) -> tuple[int, int]:
     """Width and height from an OpenEXR header's dataWindow, without decoding pixels."""
     pos = 8  # magic + version
     try:
@@ -400,7 +400,7 @@ def _exr_size(data: bytes, path: str) -> tuple[int, int]:
 
 
 def _decode_exr(data: bytes, path: str, options: LoadOptions) -> _Decoded:
-    width, height = _exr_size(data, path)
+    width, height = exr_size(data, path)
     _check_dimensions(path, width, height, options)
     array = _as_hwc(_imdecode(data, path, "OpenEXR data").astype(np.float32))
     if array.shape[2] == 3:

@@ -13,8 +13,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .camera import fov_deg
+from .camera import Camera
 from .errors import PackageError
+from .safe_json import json_kind, short_repr
 
 FORMAT_NAME = "photo3d.layers"
 FORMAT_VERSION = "1.0"
@@ -44,24 +45,6 @@ class SourceInfo:
     bit_depth: int
     orientation: int
     has_alpha: bool
-
-
-@dataclass(frozen=True)
-class CameraInfo:
-    width: int
-    height: int
-    focal_px: float
-    cx: float
-    cy: float
-    focal_source: str
-
-    @property
-    def fov_x_deg(self) -> float:
-        return fov_deg(self.width, self.focal_px)
-
-    @property
-    def fov_y_deg(self) -> float:
-        return fov_deg(self.height, self.focal_px)
 
 
 @dataclass(frozen=True)
@@ -100,7 +83,7 @@ class Manifest:
     format: str
     version: str
     source: SourceInfo
-    camera: CameraInfo
+    camera: Camera
     work_size: tuple[int, int]
     """(height, width) of the working resolution: the depth map's and MPI textures' size."""
     depth: DepthInfo
@@ -127,12 +110,8 @@ def _fail(where: str, problem: str) -> PackageError:
 
 def _object(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise _fail(where, f"must be an object, not {_kind(value)}")
+        raise _fail(where, f"must be an object, not {json_kind(value)}")
     return value
-
-
-def _kind(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
 
 
 def _get(obj: dict[str, Any], key: str, where: str, optional: bool = False) -> Any:
@@ -149,7 +128,7 @@ def _int(obj: dict[str, Any], key: str, where: str, lo: int, hi: int, optional: 
         return None
     name = f"{where}.{key}" if where else key
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(name, f"must be an integer, not {_kind(value)} {_short(value)}")
+        raise _fail(name, f"must be an integer, not {json_kind(value)} {short_repr(value)}")
     if not lo <= value <= hi:
         raise _fail(name, f"must be in {lo}..{hi}, got {value}")
     return value
@@ -166,12 +145,12 @@ def _float(
 
 def _number(value: Any, name: str, lo: float, hi: float, lo_open: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _fail(name, f"must be a number, not {_kind(value)} {_short(value)}")
+        raise _fail(name, f"must be a number, not {json_kind(value)} {short_repr(value)}")
     number = float(value)
     low_ok = number > lo if lo_open else number >= lo
     if not math.isfinite(number) or not low_ok or number > hi:
         bracket = "(" if lo_open else "["
-        raise _fail(name, f"must be a finite number in {bracket}{lo:g}, {hi:g}], got {_short(value)}")
+        raise _fail(name, f"must be a finite number in {bracket}{lo:g}, {hi:g}], got {short_repr(value)}")
     return number
 
 
@@ -183,40 +162,35 @@ def _str(
         return None
     name = f"{where}.{key}" if where else key
     if not isinstance(value, str):
-        raise _fail(name, f"must be a string, not {_kind(value)} {_short(value)}")
+        raise _fail(name, f"must be a string, not {json_kind(value)} {short_repr(value)}")
     if len(value) > MAX_TEXT or "\x00" in value:
         raise _fail(name, f"must be a string of at most {MAX_TEXT} characters without NUL")
     if choices is not None and value not in choices:
-        raise _fail(name, f"must be one of {', '.join(choices)}, got {_short(value)}")
+        raise _fail(name, f"must be one of {', '.join(choices)}, got {short_repr(value)}")
     return value
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def check_relative_path(value: Any, name: str) -> str:
     """A package-relative path in portable form: forward slashes, no empty, ``.`` or ``..`` parts, no drive."""
     if not isinstance(value, str) or not value:
-        raise _fail(name, f"must be a relative path, not {_short(value)}")
+        raise _fail(name, f"must be a relative path, not {short_repr(value)}")
     if len(value) > MAX_TEXT or "\x00" in value or "\\" in value or ":" in value:
-        raise _fail(name, f"is not a portable relative path: {_short(value)}")
+        raise _fail(name, f"is not a portable relative path: {short_repr(value)}")
     if value.startswith("/"):
-        raise _fail(name, f"must be relative to the package: {_short(value)}")
+        raise _fail(name, f"must be relative to the package: {short_repr(value)}")
     parts = value.split("/")
     for part in parts:
         if part in ("", ".", ".."):
-            raise _fail(name, f"leaves the package or has an empty part: {_short(value)}")
+            raise _fail(name, f"leaves the package or has an empty part: {short_repr(value)}")
         if len(part.encode("utf-8", "surrogatepass")) > MAX_NAME:
-            raise _fail(name, f"has a name longer than {MAX_NAME} bytes: {_short(value)}")
+            raise _fail(name, f"has a name longer than {MAX_NAME} bytes: {short_repr(value)}")
     return value
 
 
 def check_version(value: Any) -> str:
     """The format version: ``MAJOR.MINOR`` with this reader's major and a minor it knows."""
     if not isinstance(value, str) or not _VERSION.fullmatch(value):
-        raise _fail("version", f"must be a string MAJOR.MINOR such as {FORMAT_VERSION!r}, got {_short(value)}")
+        raise _fail("version", f"must be a string MAJOR.MINOR such as {FORMAT_VERSION!r}, got {short_repr(value)}")
     major, minor = (int(part) for part in value.split("."))
     our_major, our_minor = (int(part) for part in FORMAT_VERSION.split("."))
     if major != our_major:
@@ -258,11 +232,11 @@ def _bool(obj: dict[str, Any], key: str, where: str) -> bool:
     if value is None:
         return False
     if not isinstance(value, bool):
-        raise _fail(f"{where}.{key}", f"must be true or false, not {_short(value)}")
+        raise _fail(f"{where}.{key}", f"must be true or false, not {short_repr(value)}")
     return value
 
 
-def _camera(data: Any) -> CameraInfo:
+def _camera(data: Any) -> Camera:
     obj = _object(data, "camera")
     width = _int(obj, "width", "camera", MIN_SIDE, MAX_SIDE)
     height = _int(obj, "height", "camera", MIN_SIDE, MAX_SIDE)
@@ -271,7 +245,7 @@ def _camera(data: Any) -> CameraInfo:
     longest = max(width, height)
     # Field of view between 0.1 and 179.9 degrees along the longer side: anything else is no photo's camera.
     focal = _float(obj, "focal_px", "camera", longest / 1145.9, longest * 573.0)
-    camera = CameraInfo(
+    camera = Camera(
         width=width,
         height=height,
         focal_px=focal,
@@ -286,9 +260,9 @@ def _camera(data: Any) -> CameraInfo:
     return camera
 
 
-def _work_size(data: Any, camera: CameraInfo) -> tuple[int, int]:
+def _work_size(data: Any, camera: Camera) -> tuple[int, int]:
     if not isinstance(data, list) or len(data) != 2:
-        raise _fail("work_size", f"must be [height, width], got {_short(data)}")
+        raise _fail("work_size", f"must be [height, width], got {short_repr(data)}")
     h = _int({"h": data[0]}, "h", "work_size", 1, camera.height)
     w = _int({"w": data[1]}, "w", "work_size", 1, camera.width)
     # The working image is the photo resampled with its aspect kept (rounded to whole pixels).
@@ -322,7 +296,7 @@ def _layer(data: Any, index: int, representation: str, pixels: int) -> LayerInfo
         raise _fail(f"{where}.index", f"is {position}; layers must be listed in index order from 0")
     depth_range = _get(obj, "depth_range", where)
     if not isinstance(depth_range, list) or len(depth_range) != 2:
-        raise _fail(f"{where}.depth_range", f"must be [near, far], got {_short(depth_range)}")
+        raise _fail(f"{where}.depth_range", f"must be [near, far], got {short_repr(depth_range)}")
     lo, hi = (_number(v, f"{where}.depth_range", 0.0, 1e12, lo_open=True) for v in depth_range)
     if lo > hi:
         raise _fail(f"{where}.depth_range", f"starts after it ends ({lo:g} > {hi:g})")
@@ -374,9 +348,9 @@ def _band_fraction(data: Any) -> float | None:
 def parse_manifest(data: Any) -> Manifest:
     """The typed manifest, or ``PackageError`` naming the first field that is missing, mistyped or inconsistent."""
     if not isinstance(data, dict):
-        raise PackageError(f"manifest.json must hold a JSON object, not {_kind(data)}")
+        raise PackageError(f"manifest.json must hold a JSON object, not {json_kind(data)}")
     if data.get("format") != FORMAT_NAME:
-        raise PackageError(f"not a Photo3D layer package (format {_short(data.get('format'))})")
+        raise PackageError(f"not a Photo3D layer package (format {short_repr(data.get('format'))})")
     version = check_version(data.get("version"))
     source = _source(_get(data, "source", ""))
     camera = _camera(_get(data, "camera", ""))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InputError
+from .safe_json import json_kind, short_repr
 
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
 DEFAULT_SAM_MODEL = "facebook/sam-vit-base"
@@ -146,14 +147,15 @@ class PipelineOptions:
             raise InputError(f"options must be an object of sections ({', '.join(sections)}), got {json_kind(data)}")
         for section_name, values in data.items():
             if not isinstance(section_name, str) or section_name not in sections:
-                raise InputError(f"unknown option section {_shown(section_name)}; expected {', '.join(sections)}")
+                raise InputError(f"unknown option section {short_repr(section_name)}; expected {', '.join(sections)}")
             if not isinstance(values, dict):
                 raise InputError(f"option section {section_name!r} must be an object, got {json_kind(values)}")
             section = getattr(options, section_name)
             known = [f.name for f in dataclasses.fields(section)]
             for key, value in values.items():
                 if not isinstance(key, str) or key not in known:
-                    raise InputError(f"unknown option {section_name}.{_shown(key)}; expected one of {', '.join(known)}")
+                    expected = ", ".join(known)
+                    raise InputError(f"unknown option {section_name}.{short_repr(key)}; expected one of {expected}")
                 setattr(section, key, value)
         options.validate()
         return options
@@ -283,7 +285,7 @@ def default_of(name: str) -> Any:
     return getattr(getattr(PipelineOptions(), section_name), key)
 
 
-def _number(value: float) -> str:
+def format_number(value: float) -> str:
     """1000000 rather than 1e+06 for whole numbers, %g otherwise."""
     return str(int(value)) if float(value).is_integer() and abs(value) < 1e16 else f"{value:g}"
 
@@ -311,28 +313,8 @@ def _describe(limit: Limit, kind: str, optional: bool) -> str:
         text = f"text of at most {limit.max_chars} characters without NUL"
     else:
         noun = "an integer" if kind == "int" else "a finite number"
-        text = f"{noun} in {_number(limit.low)}..{_number(limit.high)}"
+        text = f"{noun} in {format_number(limit.low)}..{format_number(limit.high)}"
     return text + (" or null" if optional else "")
-
-
-def json_kind(value: Any) -> str:
-    """A JSON value's kind, for messages about the wrong shape."""
-    if value is None:
-        return "null"
-    for types, name in ((bool, "a boolean"), ((int, float), "a number"), (str, "a string"), (list, "an array")):
-        if isinstance(value, types):
-            return name
-    return "an object" if isinstance(value, dict) else type(value).__name__
-
-
-def _shown(value: Any) -> str:
-    """A short repr: a 5000-character string or 5000-digit integer must not flood the message."""
-    if isinstance(value, str) and len(value) > 60:
-        return f"a text of {len(value)} characters"
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
-        return "an integer of more than 30 digits"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _refused(name: str, message: str) -> InputError:
@@ -361,5 +343,5 @@ def _check(name: str, annotation: str, value: Any) -> Any:
     elif kind == "str" and isinstance(value, str):
         ok = len(value) <= limit.max_chars and "\x00" not in value and (not limit.choices or value in limit.choices)
     if not ok:
-        raise _refused(name, f"option {name} must be {_describe(limit, kind, optional)}, got {_shown(value)}")
+        raise _refused(name, f"option {name} must be {_describe(limit, kind, optional)}, got {short_repr(value)}")
     return value

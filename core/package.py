@@ -295,11 +295,7 @@ def normalized_manifest(raw: dict[str, Any], typed: Manifest) -> dict[str, Any]:
     manifest = dict(raw)
     manifest["version"] = typed.version
     manifest["source"] = dataclasses.asdict(typed.source)
-    manifest["camera"] = {
-        **dataclasses.asdict(typed.camera),
-        "fov_x_deg": typed.camera.fov_x_deg,
-        "fov_y_deg": typed.camera.fov_y_deg,
-    }
+    manifest["camera"] = typed.camera.to_dict()
     manifest["work_size"] = list(typed.work_size)
     manifest["depth"] = dataclasses.asdict(typed.depth)
     manifest["representation"] = typed.representation

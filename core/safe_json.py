@@ -130,6 +130,27 @@ def _deeper_than(text: str, max_depth: int) -> bool:
     return False
 
 
+def json_kind(value: Any) -> str:
+    """A JSON value's kind in words (``an array``), for messages about a value of the wrong shape."""
+    if value is None:
+        return "null"
+    for types, name in ((bool, "a boolean"), ((int, float), "a number"), (str, "a string"), (list, "an array")):
+        if isinstance(value, types):
+            return name
+    return "an object" if isinstance(value, dict) else type(value).__name__
+
+
+def short_repr(value: Any, limit: int = 60) -> str:
+    """A bounded repr for messages: a 5,000-character string or 5,000-digit integer must not flood them (and
+    ``repr`` of such an integer raises)."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"a text of {len(value)} characters"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
+        return "an integer of more than 30 digits"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def read_json_file(path: str, max_bytes: int, max_depth: int = MAX_DEPTH) -> Any:
     """Read and parse a JSON file of at most ``max_bytes``; ``OSError`` when it cannot be read."""
     with open(path, "rb") as handle:

@@ -37,7 +37,7 @@ from .errors import Cancelled, Photo3DError
 from .models import ModelCache
 from .options import PipelineOptions
 from .progress import STAGES, CancelToken, Progress
-from .safe_json import JSONRejected, parse_json
+from .safe_json import JSONRejected, json_kind, parse_json
 
 PROTOCOL_VERSION = 1
 MAX_LINE_BYTES = 1 << 20
@@ -88,15 +88,7 @@ class BadRequest(ValueError):
 
 def _kind_of(value: Any) -> str:
     """A JSON value's kind in words, never the value itself (it may be megabytes)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return f"a string of {len(value)} characters"
-    return "an array" if isinstance(value, list) else "an object"
+    return f"a string of {len(value)} characters" if isinstance(value, str) else json_kind(value)
 
 
 def _valid_id(value: Any) -> bool:

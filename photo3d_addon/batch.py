@@ -22,8 +22,9 @@ import bpy
 
 from ..core.errors import PackageError
 from ..core.options import LIMITS as OPTION_LIMITS
+from ..core.options import MAX_TEXT_CHARS, format_number
 from ..core.package import read_package
-from ..core.safe_json import JSONRejected, read_json_file
+from ..core.safe_json import JSONRejected, read_json_file, short_repr
 from .camera_animation import apply_preset
 from .camera_paths import MAX_AMPLITUDE, PRESETS, PathSettings, check_amplitude
 from .effect_params import EffectError, parse_effects
@@ -162,8 +163,6 @@ class Rule:
 
 MAX_SETTINGS_BYTES = 1_000_000
 """A settings file holds a few dozen keys; anything much bigger is not one."""
-MAX_TEXT_CHARS = 4096
-"""Longest path accepted (Linux's PATH_MAX)."""
 MAX_FRAMES = 14_400
 """Ten minutes at 24 fps: every frame is a render, so this bounds a job's work."""
 MAX_SAMPLES = 1024
@@ -210,7 +209,7 @@ def _describe(rule: Rule) -> str:
         text = "true or false"
     elif rule.kind in ("int", "float"):
         noun = "an integer" if rule.kind == "int" else "a finite number"
-        text = f"{noun} in {_number(rule.low)}..{_number(rule.high)}"
+        text = f"{noun} in {format_number(rule.low)}..{format_number(rule.high)}"
     elif rule.kind == "choice":
         text = "one of " + ", ".join(str(c) for c in rule.choices)
     elif rule.kind == "text":
@@ -220,19 +219,6 @@ def _describe(rule: Rule) -> str:
     else:
         text = "a list"
     return text + (" or null" if rule.optional else "")
-
-
-def _number(value: float) -> str:
-    """1000000 rather than 1e+06 for whole numbers."""
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
-def _shown(value: Any) -> str:
-    """A short repr: a huge string or integer must not flood the message."""
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
-        return "an integer of more than 30 digits"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _is_text(value: Any) -> bool:
@@ -274,10 +260,11 @@ def check_settings(settings: dict[str, Any], origin: dict[str, str]) -> None:
         value, ok = _checked(rule, settings[key])
         if not ok:
             where = origin.get(key, "default")
-            raise PhotoFailed(EXIT_BAD_INPUT, f"setting {key} ({where}) must be {_describe(rule)}, got {_shown(value)}")
+            message = f"setting {key} ({where}) must be {_describe(rule)}, got {short_repr(value)}"
+            raise PhotoFailed(EXIT_BAD_INPUT, message)
         settings[key] = value
     if settings["focal_px"] and settings["focal_px"] < _FOCAL.low:
-        limits = f"0 (from EXIF) or {_number(_FOCAL.low)}..{_number(_FOCAL.high)}"
+        limits = f"0 (from EXIF) or {format_number(_FOCAL.low)}..{format_number(_FOCAL.high)}"
         raise PhotoFailed(EXIT_BAD_INPUT, f"setting focal_px ({origin.get('focal_px')}) must be {limits}")
     if settings["path"] != "NONE":
         if settings["frames"] < 2:

@@ -60,3 +60,37 @@ def test_every_accepted_fuzzed_package_builds_a_scene(photo3d_extension, tmp_pat
     print(f"{built} accepted packages built, {refused} refused")
     # The mutations are hostile: most are refused, but the accepted ones must be a real sample.
     assert built >= 12 * CASES // 160 and refused >= 80 * CASES // 160, (built, refused)
+
+
+def test_the_camera_shows_only_the_photo_the_user_imported(photo3d_extension, tmp_path):
+    import json
+
+    from core.options import PipelineOptions
+    from core.pipeline import convert_image
+    from tests.scenes import square_scene
+
+    reader = importlib.import_module(f"{EXTENSION}.core.package")
+    builder = addon_module("photo3d_addon.scene_builder")
+    image, depth = square_scene().write(tmp_path / "in")
+    options = PipelineOptions.from_dict({"depth": {"depth_file": str(depth)}, "segment": {"model": "none"}})
+    package_dir = convert_image(image, tmp_path / "pkg", options).package_path
+
+    def backgrounds(photo):
+        reset_scene()
+        collection = builder.build_scene(
+            reader.read_package(package_dir), bpy.context.scene, builder.BuildSettings(photo=photo)
+        )
+        camera = next(obj for obj in collection.objects if obj.type == "CAMERA")
+        return [bg.image.filepath for bg in camera.data.background_images]
+
+    assert backgrounds(str(image)) == [str(image)]
+    assert backgrounds(None) == []  # a package alone never makes Blender load the file it names
+    # A package that names another file as its source: that file is never loaded, whatever is imported.
+    other = tmp_path / "someone_else.png"
+    shutil.copy(image, other)
+    manifest = json.loads((package_dir / "manifest.json").read_text())
+    manifest["source"]["path"] = str(other)
+    (package_dir / "manifest.json").write_text(json.dumps(manifest))
+    assert backgrounds(str(image)) == []
+    assert all(img.filepath != str(other) for img in bpy.data.images)
+    reset_scene()

@@ -483,7 +483,7 @@ def test_validate_never_prints_escape_sequences_from_a_manifest(copy, capsys):
     assert "\x1b" not in out and "\\x1b[2J" in out
 
 
-def test_the_reader_never_opens_source_path(copy, tmp_path):
+def test_source_path_is_information_only(copy, tmp_path):
     # source.path is information about where the photo was; a package pointing it anywhere still reads.
     _edit(copy, lambda m: m["source"].update(path="/etc/shadow"))
     assert read_package(copy).typed.source.path == "/etc/shadow"
