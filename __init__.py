@@ -1,4 +1,7 @@
-"""Photo3D Blender extension: the repository root is the extension package; it only registers the add-on."""
+"""Photo3D Blender extension: the repository root is the extension package; it only registers the add-on.
+
+Imports nothing from Blender itself, so the bpy-free modules below it import in plain Python too.
+"""
 
 from . import photo3d_addon
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from . import __version__
 from .errors import EXIT_CODES, InputError, Photo3DError, SignalReceived
-from .manifest import Manifest, parse_manifest
 from .options import PipelineOptions, default_of, describe
+from .package import Manifest
 from .progress import STAGES, Progress
 from .safe_json import JSONRejected, json_kind, read_json_file
 
@@ -248,9 +248,9 @@ def _convert(args: argparse.Namespace) -> int:
     bar = ProgressBar(enabled=not args.quiet)
     result = convert_image(args.image, args.output, options, Progress(callback=bar))
     if args.json:
-        print(json.dumps({"package": str(result.package_path), "manifest": result.manifest}, indent=2))
+        print(json.dumps({"package": str(result.package_path), "manifest": result.manifest.to_dict()}, indent=2))
     else:
-        print(summary_text(parse_manifest(result.manifest), str(result.package_path)))
+        print(summary_text(result.manifest, str(result.package_path)))
     return 0
 
 
@@ -259,9 +259,11 @@ def _validate(args: argparse.Namespace) -> int:
 
     package = read_package(args.package)
     if args.json:
-        print(json.dumps({"package": str(package.root), "valid": True, "manifest": package.manifest}, indent=2))
+        print(
+            json.dumps({"package": str(package.root), "valid": True, "manifest": package.manifest.to_dict()}, indent=2)
+        )
     else:
-        print(summary_text(package.typed, str(package.root)))
+        print(summary_text(package.manifest, str(package.root)))
         print("  valid")
     return 0
 

@@ -1,4 +1,5 @@
-"""Depth for the photo: a monocular network through transformers, or a depth/disparity map from a file.
+"""Depth for the photo: a monocular network (a ``core.models`` depth backend), or a depth/disparity map
+from a file.
 
 Relative sources (affine-invariant disparity) become depth through one documented policy,
 :func:`disparity_to_depth`; metric sources keep metres.
@@ -20,7 +21,7 @@ from scipy import ndimage  # noqa: E402
 
 from .errors import InputError, ModelError  # noqa: E402
 from .load import EXR_MAGIC, TIFF_MAGICS, exr_size  # noqa: E402
-from .models import ModelCache, resolve_device, resolve_model_source, shared_cache  # noqa: E402
+from .models import DepthBackend, ModelCache, Runtime, backend_for  # noqa: E402
 from .options import DepthOptions, LoadOptions, RuntimeOptions  # noqa: E402
 from .png_check import COLOUR_TYPES as PNG_COLOUR_TYPES  # noqa: E402
 from .png_check import SIGNATURE as PNG_SIGNATURE  # noqa: E402
@@ -28,9 +29,6 @@ from .png_check import PngProblem  # noqa: E402
 from .png_check import read_header as read_png_header  # noqa: E402
 from .progress import Progress  # noqa: E402
 
-# Depth Anything's normalisation, used when a model folder has no image processor config.
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
 # Smallest metric depth we hand on: the mesh stage divides by depth, and 0 would put geometry on the camera.
 _MIN_METRIC_DEPTH = 1e-3
 _ASPECT_TOLERANCE = 0.01
@@ -84,61 +82,6 @@ def disparity_to_depth(disparity: np.ndarray, near: float, far: float) -> np.nda
 # --- monocular network -------------------------------------------------------------------------------
 
 
-@dataclass
-class _DepthNet:
-    model: object
-    mean: np.ndarray
-    std: np.ndarray
-    multiple: int
-    metric: bool
-    device: str
-
-
-def _config_patch_size(config: object) -> int:
-    """The multiple the network input must be (ViT patch size); 14 for DINOv2 backbones."""
-    for holder in (config, getattr(config, "backbone_config", None)):
-        patch = getattr(holder, "patch_size", None) if holder is not None else None
-        if isinstance(patch, (list, tuple)):
-            patch = patch[0]
-        if isinstance(patch, int) and patch > 0:
-            return patch
-    return 14
-
-
-def _load_depth_net(source: str, device: str, offline: bool) -> _DepthNet:
-    import torch
-    from transformers import AutoImageProcessor, AutoModelForDepthEstimation
-
-    try:
-        model = AutoModelForDepthEstimation.from_pretrained(source, local_files_only=offline, use_safetensors=True)
-    except Exception as exc:
-        raise ModelError(
-            f"cannot load depth model from {source}: {exc}. "
-            "It must be a transformers depth-estimation model (config.json plus model.safetensors: weights in "
-            "pickle formats such as pytorch_model.bin are not loaded, they can run code)"
-        ) from exc
-    mean, std = _IMAGENET_MEAN, _IMAGENET_STD
-    try:
-        processor = AutoImageProcessor.from_pretrained(source, local_files_only=offline)
-        if getattr(processor, "do_normalize", True):
-            mean = tuple(getattr(processor, "image_mean", None) or mean)
-            std = tuple(getattr(processor, "image_std", None) or std)
-        else:
-            mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
-    except Exception:
-        pass  # a folder without preprocessor_config.json: Depth Anything's own normalisation is right
-    model = model.to(device=device, dtype=torch.float32).eval()
-    config = model.config
-    return _DepthNet(
-        model=model,
-        mean=np.asarray(mean, dtype=np.float32).reshape(1, 1, 3),
-        std=np.asarray(std, dtype=np.float32).reshape(1, 1, 3),
-        multiple=_config_patch_size(config),
-        metric=getattr(config, "depth_estimation_type", "relative") == "metric",
-        device=device,
-    )
-
-
 def network_input_size(height: int, width: int, input_size: int, multiple: int) -> tuple[int, int]:
     """(h, w) the network sees: short side ~``input_size``, aspect kept, both multiples of ``multiple``.
 
@@ -159,45 +102,30 @@ def estimate_depth(
     progress: Progress | None = None,
     cache: ModelCache | None = None,
 ) -> DepthResult:
-    """Depth of an (h, w, 3) float32 0..1 photo from a transformers depth model.
+    """Depth of an (h, w, 3) float32 0..1 photo from the depth backend for ``options.model``.
 
     The model is resolved through the models folder / Hugging Face cache and kept warm in ``cache`` (the
     process-wide cache when None). Relative models give disparity, converted with ``disparity_to_depth``.
     """
-    import torch
-
     image = np.asarray(rgb)
     if image.ndim != 3 or image.shape[2] < 3 or image.shape[0] < 1 or image.shape[1] < 1:
         raise InputError(f"depth estimation needs an (h, w, 3) image, got shape {image.shape}")
     image = np.clip(image[..., :3].astype(np.float32), 0.0, 1.0)
     height, width = image.shape[:2]
 
-    device = resolve_device(runtime.device)
-    source = resolve_model_source(options.model, runtime.models_dir, runtime.offline, "depth model")
+    settings = Runtime.from_options(runtime)
     if progress is not None:
         progress.update(0.05, f"loading depth model {options.model}")
-    cache = cache if cache is not None else shared_cache()
-    net = cache.get(("depth", source, device), lambda: _load_depth_net(source, device, runtime.offline))
+    net: DepthBackend = backend_for("depth", options.model, settings, cache)
+    source = net.source
     if progress is not None:
         progress.update(0.3, "estimating depth")
 
     in_h, in_w = network_input_size(height, width, options.input_size, net.multiple)
     resized = cv2.resize(image, (in_w, in_h), interpolation=cv2.INTER_CUBIC)
-    normalised = (np.clip(resized, 0.0, 1.0) - net.mean) / net.std
-    pixels = torch.from_numpy(np.ascontiguousarray(normalised.transpose(2, 0, 1)))[None].to(net.device)
-    try:
-        with torch.inference_mode():
-            predicted = net.model(pixel_values=pixels).predicted_depth
-            if predicted.ndim == 3:
-                predicted = predicted[:, None]
-            predicted = torch.nn.functional.interpolate(
-                predicted.float(), size=(height, width), mode="bilinear", align_corners=False
-            )
-    except torch.cuda.OutOfMemoryError as exc:
-        raise ModelError(
-            f"depth model {source} ran out of GPU memory at {in_w}x{in_h}; lower depth.input_size or use the cpu device"
-        ) from exc
-    raw = predicted[0, 0].cpu().numpy().astype(np.float32)
+    raw = np.asarray(net.predict(np.clip(resized, 0.0, 1.0), (height, width)), dtype=np.float32)
+    if raw.shape != (height, width):
+        raise ModelError(f"depth model {source} returned shape {raw.shape}, expected {(height, width)}")
     if progress is not None:
         progress.update(0.9, "converting depth")
     if not np.isfinite(raw).any():

@@ -18,7 +18,7 @@ import numpy as np
 
 from .harmonic import harmonic_extend
 from .layers import Layer
-from .models import ModelCache, resolve_device, resolve_weights_file, shared_cache
+from .models import InpaintBackend, ModelCache, Runtime, backend_for
 from .options import InpaintOptions, RuntimeOptions
 from .progress import Progress
 
@@ -106,19 +106,15 @@ def _fill_colour_opencv(rgb: np.ndarray, hidden_holes, options: InpaintOptions, 
     return filled
 
 
-def _fill_colour_lama(rgb, hidden_holes, options, runtime, cache) -> list[np.ndarray]:
-    from .lama import load_lama, run_lama  # torch is only needed on this path
-
-    device = resolve_device(runtime.device)
-    path = resolve_weights_file(options.lama_model, runtime.models_dir)
-    cache = cache if cache is not None else shared_cache()
-    module = cache.get(("lama", path, device), lambda: load_lama(path, device))
+def _fill_colour_network(rgb, hidden_holes, options, runtime, cache) -> list[np.ndarray]:
+    """Every layer's hidden pixels filled by the inpainting backend for ``options.lama_model``, in one batch."""
+    network: InpaintBackend = backend_for("inpainting", options.lama_model, Runtime.from_options(runtime), cache)
     todo = [i for i, (_, hole) in enumerate(hidden_holes) if hole.any()]
     filled = [rgb.copy() for _ in hidden_holes]
     if todo:
         images = np.stack([np.where(hidden_holes[i][0][..., None], 0.0, rgb) for i in todo]).astype(np.float32)
         masks = np.stack([hidden_holes[i][0] for i in todo])
-        out = run_lama(module, images, masks, device)
+        out = network.fill(images, masks)
         for k, i in enumerate(todo):
             filled[i] = out[k]
     return filled
@@ -138,7 +134,7 @@ def inpaint_layers(
     band_px = options.band_fraction * w
     hidden_holes = layer_holes(layers, band_px)
     if options.method == "lama":
-        colours = _fill_colour_lama(rgb, hidden_holes, options, runtime or RuntimeOptions(), cache)
+        colours = _fill_colour_network(rgb, hidden_holes, options, runtime or RuntimeOptions(), cache)
     else:
         colours = _fill_colour_opencv(rgb, hidden_holes, options, progress)
     disparity = 1.0 / np.maximum(depth, 1e-6)

@@ -490,5 +490,4 @@ def _exif_focal_px(exif: Image.Exif, width: int, height: int) -> float | None:
             focal *= max(width, height) / max(pixel_x, pixel_y)
     if focal is None:
         return None
-    fov_x = math.degrees(2.0 * math.atan(width / (2.0 * focal)))
-    return focal if 1.0 < fov_x < 179.0 else None
+    return focal if 1.0 < camera_from_focal(width, height, focal).fov_x_deg < 179.0 else None

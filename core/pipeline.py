@@ -14,18 +14,17 @@ import numpy as np
 from . import __version__
 from .contact_sheet import layer_thumbnail, make_contact_sheet, thumb_height
 from .depth import DepthResult, estimate_depth, load_depth_file
-from .errors import InputError, ModelError
+from .errors import InputError
 from .geometry import LayerMesh, build_layer_mesh, build_mpi
 from .harmonize import harmonize_depth
 from .inpaint import LayerFill, inpaint_layers
 from .layers import Layer, build_layers
 from .load import LoadedImage, load_image
-from .models import ModelCache, resolve_device, resolve_model_source, resolve_weights_file
+from .models import ModelCache, check_models
 from .options import HarmonizeOptions, PipelineOptions
-from .package import FORMAT_NAME, FORMAT_VERSION, save_mesh_file, write_package_atomically
+from .package import FORMAT_NAME, FORMAT_VERSION, Manifest, save_mesh_file, write_package_atomically
 from .progress import Progress
 from .segment import segment_image
-from .segment_official import is_official_checkpoint
 from .textures import bleed_colour, layer_rgba, write_png
 
 CONTACT_SHEET_NAME = "contact_sheet.png"
@@ -34,11 +33,12 @@ CONTACT_SHEET_NAME = "contact_sheet.png"
 @dataclass
 class PipelineResult:
     package_path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
+    """The typed manifest, as written."""
 
     @property
     def timings(self) -> dict[str, float]:
-        return self.manifest["timings"]
+        return self.manifest.timings
 
 
 @dataclass
@@ -72,22 +72,6 @@ def _harmonize_options(options: PipelineOptions) -> HarmonizeOptions:
             boundary_weight=min(settings.boundary_weight, 0.5),
         )
     return settings
-
-
-def check_models(options: PipelineOptions) -> None:
-    """Resolve every model the options need before any work, so missing weights fail fast."""
-    runtime = options.runtime
-    resolve_device(runtime.device)
-    if not options.depth.depth_file:
-        resolve_model_source(options.depth.model, runtime.models_dir, runtime.offline, "depth")
-    segment = options.segment.model
-    if is_official_checkpoint(segment):
-        if not os.path.isfile(segment):
-            raise ModelError(f"segment-anything checkpoint not found: {segment}")
-    elif segment.strip().lower() not in ("none", "superpixel"):
-        resolve_model_source(segment, runtime.models_dir, runtime.offline, "segmentation")
-    if options.inpaint.method == "lama":
-        resolve_weights_file(options.inpaint.lama_model, runtime.models_dir)
 
 
 def compute_layers(
@@ -165,7 +149,7 @@ def _models_used(options: PipelineOptions, depth: DepthResult) -> dict[str, str]
 
 def write_scene_package(
     scene: SceneLayers, out_dir: str | os.PathLike, options: PipelineOptions, progress: Progress
-) -> tuple[Path, dict[str, Any]]:
+) -> tuple[Path, Manifest]:
     """Write textures, meshes or planes, the contact sheet and the manifest, atomically; returns both."""
     loaded = scene.loaded
 
@@ -247,15 +231,9 @@ def write_scene_package(
             "timings": progress.timings_so_far(),
         }
 
-    written: dict[str, Any] = {}
-
-    def fill_and_keep(tmp: Path) -> dict[str, Any]:
-        written.update(fill(tmp))
-        return written
-
     with progress.stage("package"):
-        path = write_package_atomically(out_dir, fill_and_keep)
-    return path, written
+        package = write_package_atomically(out_dir, fill)
+    return package.root, package.manifest
 
 
 def convert_image(

@@ -1,7 +1,8 @@
 """Segment the photo into object-like regions (stage 3) and turn them into a clean label map.
 
-Two sources of regions: Segment Anything (transformers ``SamModel``, prompted with a regular point grid,
-our own mask post-processing and NMS, because transformers' mask-generation helpers need torchvision), or a
+Two sources of regions: Segment Anything (a ``core.models`` segmentation backend, e.g. transformers
+``SamModel``, prompted with a regular point grid and our own NMS, because transformers' mask-generation
+helpers need torchvision; or an official checkpoint through segment-anything's own generator), or a
 weights-free fallback (SLIC superpixels on colour + inverse depth, merged across weak edges but never
 across depth steps). Both end in the same clean-up: every pixel labelled, labels 0..K-1 numbered in raster
 order of their first pixel, each label one 4-connected region of at least ``min_region_fraction`` of the
@@ -14,7 +15,7 @@ import heapq
 import math
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -23,28 +24,24 @@ from scipy.sparse.csgraph import connected_components
 from skimage.measure import label as connected_label
 from skimage.segmentation import slic
 
-from .errors import InputError, ModelError
-from .models import ModelCache, resolve_device, resolve_model_source, shared_cache
+from .errors import InputError
+from .models import (
+    SEGMENTATION_WITHOUT_WEIGHTS,
+    AutomaticSegmentationBackend,
+    ModelCache,
+    Runtime,
+    SegmentationBackend,
+    backend_for,
+)
 from .options import RuntimeOptions, SegmentOptions
 from .progress import Progress, null_progress
-from .segment_official import is_official_checkpoint, official_sam_masks
 
 T = TypeVar("T")
 
-if TYPE_CHECKING:  # torch loads lazily: importing core must not need it
-    import torch
-
-FALLBACK_MODELS = ("none", "superpixel")
-
-MASK_THRESHOLD = 0.0
-STABILITY_OFFSET = 1.0
-"""SAM's automatic mask generator: a mask is logits > 0; stability compares thresholds at +-1."""
+FALLBACK_MODELS = SEGMENTATION_WITHOUT_WEIGHTS
 
 MAX_REGIONS_PER_SUPERPIXEL = 8
 """Above this many pieces per superpixel after the depth cut, the depth is noise: crumbs are swept first."""
-
-UPSCALE_CHUNK = 16
-"""Masks upscaled to full resolution at a time: bounds memory to a few full-size float maps."""
 
 
 def segment_image(
@@ -55,7 +52,7 @@ def segment_image(
     progress: Progress | None = None,
     cache: ModelCache | None = None,
 ) -> np.ndarray:
-    """Label map (h, w) int32 of object-like regions, from SAM or the superpixel fallback."""
+    """Label map (h, w) int32 of object-like regions, from a segmentation backend or the superpixel fallback."""
     progress = progress or null_progress()
     _check_inputs(rgb, depth)
     if options.model.strip().lower() in FALLBACK_MODELS:
@@ -63,11 +60,6 @@ def segment_image(
         labels = superpixel_labels(rgb, depth, options.superpixels, check=progress.check)
         progress.update(0.9, "cleaning regions")
         labels = clean_labels(labels, options.min_region_fraction)
-    elif is_official_checkpoint(options.model):
-        progress.update(0.05, "segment-anything masks")
-        masks, scores = official_sam_masks(rgb, options, runtime, cache)
-        progress.update(0.95, "building label map")
-        labels = masks_to_labels(masks, scores, options.min_region_fraction)
     else:
         masks, scores = sam_masks(rgb, options, runtime, progress, cache)
         progress.update(0.95, f"painting {len(masks)} masks")
@@ -460,30 +452,7 @@ def _merge_regions(
 
 
 # --------------------------------------------------------------------------------------------------
-# Segment Anything
-
-
-def _load_sam(source: str, device: str) -> tuple[Any, Any]:
-    from transformers import SamModel, SamProcessor
-
-    processor = SamProcessor.from_pretrained(source)
-    model = SamModel.from_pretrained(source, use_safetensors=True).to(device).eval()
-    return model, processor
-
-
-def load_sam(options: SegmentOptions, runtime: RuntimeOptions, cache: ModelCache | None = None) -> tuple[Any, Any, str]:
-    """``(model, processor, device)`` for ``options.model``, loaded once per process through the cache."""
-    source = resolve_model_source(options.model, runtime.models_dir, runtime.offline, "segmentation model")
-    device = resolve_device(runtime.device)
-    cache = cache if cache is not None else shared_cache()
-    try:
-        model, processor = cache.get(("sam", source, device), lambda: _load_sam(source, device))
-    except (OSError, ValueError, KeyError, RuntimeError) as error:
-        raise ModelError(
-            f"cannot load segmentation model {options.model!r} from {source}: {error}. "
-            "It must be a SAM checkpoint in transformers format (config.json, weights, processor config)"
-        ) from error
-    return model, processor, device
+# Network masks (Segment Anything through a core.models segmentation backend)
 
 
 def point_grid(points_per_side: int, width: float, height: float) -> np.ndarray:
@@ -491,18 +460,6 @@ def point_grid(points_per_side: int, width: float, height: float) -> np.ndarray:
     steps = (np.arange(points_per_side, dtype=np.float64) + 0.5) / points_per_side
     xs, ys = np.meshgrid(steps * width, steps * height)
     return np.stack([xs.ravel(), ys.ravel()], axis=1)
-
-
-def stability_scores(
-    logits: torch.Tensor, threshold: float = MASK_THRESHOLD, offset: float = STABILITY_OFFSET
-) -> torch.Tensor:
-    """IoU of the mask at ``threshold + offset`` with the mask at ``threshold - offset`` (per mask)."""
-    import torch
-
-    # int32 sums: several times faster than the default int64 reduction of a bool tensor.
-    inner = (logits > threshold + offset).flatten(1).sum(dim=1, dtype=torch.int32)
-    outer = (logits > threshold - offset).flatten(1).sum(dim=1, dtype=torch.int32)
-    return inner.float() / outer.clamp(min=1).float()
 
 
 def nms_masks(masks: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
@@ -558,59 +515,41 @@ def sam_masks(
     progress: Progress | None = None,
     cache: ModelCache | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """SAM automatic masks: ``(masks (M, h, w) bool, scores (M,) predicted IoU)``, best score first."""
-    import torch
-    import torch.nn.functional as functional
+    """Automatic masks from the segmentation backend for ``options.model``:
+    ``(masks (M, h, w) bool, scores (M,) predicted IoU)``, best score first from a point-promptable backend.
 
+    A point-promptable backend gets a regular grid of single-point prompts, in batches, and the masks are
+    de-duplicated with ``nms_masks`` as they come; a backend with its own generator runs that instead.
+    """
     progress = progress or null_progress()
     h, w = rgb.shape[:2]
     progress.update(0.0, "loading segmentation model")
-    model, processor, device = load_sam(options, runtime, cache)
+    backend = backend_for("segmentation", options.model, Runtime.from_options(runtime), cache)
+    if isinstance(backend, AutomaticSegmentationBackend):
+        progress.update(0.05, "segment-anything masks")
+        masks, scores = backend.automatic_masks(rgb, options)
+        progress.update(0.95, f"{len(masks)} masks")
+        return masks, scores
+    prompter: SegmentationBackend = backend
     progress.update(0.05, "image embeddings")
-
-    image = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    inputs = processor(images=image, return_tensors="pt")
-    pixel_values = inputs["pixel_values"].to(device=device, dtype=model.dtype)
-    padded_size = tuple(pixel_values.shape[-2:])
-    resized_h, resized_w = (int(v) for v in inputs["reshaped_input_sizes"][0])
-    # Prompts live in the processor's resized frame (what the model saw before padding).
-    points = point_grid(options.points_per_side, resized_w, resized_h)
+    image = prompter.embed(rgb)
+    frame_w, frame_h = image.frame_size
+    points = point_grid(options.points_per_side, frame_w, frame_h)
     batch = max(1, int(options.points_per_batch))
     batches = math.ceil(len(points) / batch)
 
     kept_masks = np.zeros((0, h, w), bool)
     kept_scores = np.zeros(0, np.float32)
-    with torch.inference_mode():
-        embeddings = model.get_image_embeddings(pixel_values)
-        for number, start in enumerate(range(0, len(points), batch)):
-            progress.update(0.1 + 0.85 * number / batches, f"masks: batch {number + 1}/{batches}")
-            chunk = torch.as_tensor(points[start : start + batch], dtype=torch.float32, device=device)
-            outputs = model(
-                image_embeddings=embeddings,
-                input_points=chunk[None, :, None, :],
-                input_labels=torch.ones((1, len(chunk), 1), dtype=torch.long, device=device),
-                multimask_output=True,
-            )
-            logits = outputs.pred_masks[0].flatten(0, 1).float()  # (points * 3, low_h, low_w)
-            ious = outputs.iou_scores[0].flatten().float()
-            # Cheap filter first, so only survivors are upscaled to full resolution.
-            survivors = torch.nonzero(ious >= options.pred_iou_threshold).flatten()
-            new_masks, new_scores = [], []
-            for part in survivors.split(UPSCALE_CHUNK):
-                # Like SAM: bilinear to the padded input, crop the padding, then to the image size.
-                full = functional.interpolate(logits[part, None], padded_size, mode="bilinear", align_corners=False)
-                full = full[..., :resized_h, :resized_w]
-                full = functional.interpolate(full, (h, w), mode="bilinear", align_corners=False)[:, 0]
-                stable = stability_scores(full) >= options.stability_threshold
-                masks = full > MASK_THRESHOLD
-                good = stable & masks.flatten(1).any(dim=1)
-                new_masks.append(masks[good].cpu().numpy())
-                new_scores.append(ious[part][good].cpu().numpy())
-            if new_masks:
-                # NMS as we go keeps memory to the distinct masks; the order (best first) is global.
-                all_masks = np.concatenate([kept_masks, *new_masks])
-                all_scores = np.concatenate([kept_scores, *new_scores]).astype(np.float32)
-                keep = nms_masks(all_masks, all_scores, options.nms_iou_threshold)
-                kept_masks, kept_scores = all_masks[keep], all_scores[keep]
+    for number, start in enumerate(range(0, len(points), batch)):
+        progress.update(0.1 + 0.85 * number / batches, f"masks: batch {number + 1}/{batches}")
+        new_masks, new_scores = image.masks(
+            points[start : start + batch], options.pred_iou_threshold, options.stability_threshold
+        )
+        if len(new_masks):
+            # NMS as we go keeps memory to the distinct masks; the order (best first) is global.
+            all_masks = np.concatenate([kept_masks, np.asarray(new_masks, bool)])
+            all_scores = np.concatenate([kept_scores, np.asarray(new_scores, np.float32)])
+            keep = nms_masks(all_masks, all_scores, options.nms_iou_threshold)
+            kept_masks, kept_scores = all_masks[keep], all_scores[keep]
     progress.update(0.95, f"{len(kept_masks)} masks")
     return kept_masks, kept_scores

@@ -307,7 +307,7 @@ class Worker:
             token.check()
             options = PipelineOptions.from_dict(request.get("options") or {})
             result = convert_image(request["image"], request["output"], options, Progress(report, token), self.cache)
-            layers = len(result.manifest["layers"])
+            layers = len(result.manifest.layers)
             done = {"package": str(result.package_path), "timings": result.timings, "layers": layers}
             json.dumps(done, allow_nan=False, default=str)  # an event that cannot be written is a crash, here
             return "done", done

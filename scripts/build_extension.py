@@ -37,6 +37,7 @@ REQUIRED_ENTRIES = (
     "__init__.py",
     MANIFEST_NAME,
     "photo3d_addon/__init__.py",
+    "photo3d_addon/registration.py",
     "core/__init__.py",
     "core/__main__.py",
 )

@@ -42,8 +42,15 @@ def _modules() -> dict[str, object]:
     from extension_loader import import_checkout_as_extension
 
     import_checkout_as_extension(EXTENSION)
-    names = ("scene_builder", "camera_animation", "camera_paths", "effects", "effect_params", "render_settings")
-    mods = {name: importlib.import_module(f"{EXTENSION}.photo3d_addon.{name}") for name in names}
+    names = {
+        "scene_builder": "scene.builder",
+        "camera_animation": "motion.keyframes",
+        "camera_paths": "motion.paths",
+        "effects": "effects.build",
+        "effect_params": "effects.params",
+        "render_settings": "render.settings",
+    }
+    mods = {name: importlib.import_module(f"{EXTENSION}.photo3d_addon.{module}") for name, module in names.items()}
     mods["package"] = importlib.import_module(f"{EXTENSION}.core.package")
     return mods
 
@@ -76,7 +83,7 @@ def render_tiles(package_dir: Path, work: Path, width: int, samples: int) -> lis
     bpy.ops.wm.read_factory_settings(use_empty=True)
     bpy.context.preferences.system.anisotropic_filter = "FILTER_0"  # llvmpipe speckles minified textures
     scene = bpy.context.scene
-    collection = mods["scene_builder"].build_scene(mods["package"].read_package(package_dir), scene)
+    photo = mods["scene_builder"].build_scene(mods["package"].read_package(package_dir), scene)
     anim, paths = mods["camera_animation"], mods["camera_paths"]
     effects, params = mods["effects"], mods["effect_params"]
     scale = width / scene.render.resolution_x
@@ -87,12 +94,12 @@ def render_tiles(package_dir: Path, work: Path, width: int, samples: int) -> lis
     tiles = []
     for index, (label, preset, share, specs) in enumerate(TILES):
         started = time.monotonic()
-        camera = anim.photo_camera(collection)
+        camera = photo.camera
         anim.clear_camera_path(camera)
         if preset is not None:
             settings = paths.PathSettings(preset, duration_frames=FRAMES, loop=True, overscan=True)
-            anim.apply_preset(collection, settings, scene, frame_start=1)
-        effects.apply_effects(collection, params.parse_effects(specs))
+            anim.apply_preset(photo, settings, scene, frame_start=1)
+        effects.apply_effects(photo, params.parse_effects(specs))
         scene.frame_set(1 + round(share * FRAMES))
         scene.render.filepath = str(work / f"tile_{index}.png")
         bpy.ops.render.render(write_still=True)

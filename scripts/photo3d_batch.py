@@ -18,7 +18,7 @@ def main() -> int:
     import bpy  # noqa: F401  (Blender as a module; the batch runs in its background mode)
 
     import_checkout_as_extension()
-    return importlib.import_module(f"{EXTENSION}.photo3d_addon.batch").main()
+    return importlib.import_module(f"{EXTENSION}.photo3d_addon.batch.run").main()
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ def install_extension(zip_path: Path):
 
 
 def addon_module(name: str):
-    """A module of the installed extension, e.g. ``photo3d_addon.scene_builder``."""
+    """A module of the installed extension, e.g. ``photo3d_addon.scene.builder``."""
     return importlib.import_module(f"{EXTENSION}.{name}")
 
 

@@ -67,4 +67,4 @@ def photo3d_extension(tmp_path_factory):
     yield module
     from tests.blender_support import addon_module
 
-    addon_module("photo3d_addon.worker_client").stop_shared_worker()
+    addon_module("photo3d_addon.worker.client").stop_shared_worker()

@@ -19,8 +19,14 @@ from tests.scenes import square_scene  # noqa: E402
 
 @pytest.fixture(scope="module")
 def mods(photo3d_extension):
-    names = ("job_options", "import_job", "worker_client", "worker_env", "camera_math")
-    return {name: addon_module(f"photo3d_addon.{name}") for name in names}
+    names = {
+        "job_options": "importing.choices",
+        "import_job": "worker.job",
+        "worker_client": "worker.client",
+        "worker_env": "worker.environment",
+        "camera_math": "scene.placement",
+    }
+    return {name: addon_module(f"photo3d_addon.{module}") for name, module in names.items()}
 
 
 # -- options ----------------------------------------------------------------------------------------------
@@ -205,10 +211,14 @@ def test_environment_setup_reports_failure_with_output(mods, tmp_path):
 # -- camera --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("width", "height", "cx", "cy"), [(640, 480, 300.5, 250.0), (480, 640, 260.0, 300.0)])
 def test_blender_camera_projects_like_the_photo_camera(mods, width, height, cx, cy):
-    """A point seen at pixel (u, v) by the package's camera lands at (u, v) in Blender's render."""
+    """The one camera model round-trips against Blender: a point ``core.camera`` unprojects from pixel (u, v)
+    lands at (u, v) in Blender's render (``world_to_camera_view``) and in ``Camera.project``, for the photo's
+    camera and for a moved, turned, zoomed one; the frustum corners land on the frame's corners."""
+    import mathutils
     from bpy_extras.object_utils import world_to_camera_view
 
-    camera = {"width": width, "height": height, "focal_px": 700.0, "cx": cx, "cy": cy}
+    camera_module = addon_module("core.camera")
+    camera = camera_module.Camera(width, height, 700.0, cx, cy)
     settings = mods["camera_math"].camera_settings(camera, 1.0, 10.0)
     scene = bpy.context.scene
     scene.render.resolution_x, scene.render.resolution_y = settings.resolution_x, settings.resolution_y
@@ -220,16 +230,27 @@ def test_blender_camera_projects_like_the_photo_camera(mods, width, height, cx, 
     obj = bpy.data.objects.new("probe", data)
     scene.collection.objects.link(obj)
     try:
-        import mathutils
-
-        for u, v, z in [(10.0, 20.0, 2.0), (width - 5.0, height - 7.0, 5.0), (cx, cy, 3.0)]:
-            point = mathutils.Vector(((u - cx) * z / 700.0, -(v - cy) * z / 700.0, -z))
-            ndc = world_to_camera_view(scene, obj, point)
-            assert ndc.x * width == pytest.approx(u, abs=1e-3)
-            assert (1.0 - ndc.y) * height == pytest.approx(v, abs=1e-3)
-        corners = mods["camera_math"].plane_corners(camera, 4.0)
-        ndc = world_to_camera_view(scene, obj, mathutils.Vector(corners[0]))
-        assert (ndc.x, ndc.y) == pytest.approx((0.0, 1.0), abs=1e-6)
+        pixels = np.array([(10.0, 20.0), (width - 5.0, height - 7.0), (cx, cy)])
+        points = camera.unproject(pixels[:, 0], pixels[:, 1], np.array([2.0, 5.0, 3.0]))
+        assert camera.project(points) == pytest.approx(pixels, abs=1e-9)
+        for point, (u, v) in zip(points, pixels, strict=True):
+            ndc = world_to_camera_view(scene, obj, mathutils.Vector(point))
+            assert (ndc.x * width, (1.0 - ndc.y) * height) == pytest.approx((u, v), abs=1e-3)
+            assert ndc.z == pytest.approx(-point[2], abs=1e-6)
+        # A moved camera: Blender's object transform and lens against Camera.project's pose and lens scale.
+        location, rotation, lens_scale = (0.3, -0.2, 0.5), (0.05, -0.1, 0.2), 1.3
+        obj.location, obj.rotation_euler, data.lens = location, rotation, settings.lens * lens_scale
+        bpy.context.view_layer.update()
+        expected = camera.project(points, location, camera_module.euler_matrix(rotation), lens_scale)
+        for point, (u, v) in zip(points, expected, strict=True):
+            ndc = world_to_camera_view(scene, obj, mathutils.Vector(point))
+            assert (ndc.x * width, (1.0 - ndc.y) * height) == pytest.approx((u, v), abs=1e-3)
+        obj.location, obj.rotation_euler, data.lens = (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), settings.lens
+        bpy.context.view_layer.update()
+        frame = [(0.0, 1.0), (1.0, 1.0), (1.0, 0.0), (0.0, 0.0)]  # NDC of top-left, top-right, bottom-right...
+        for corner, ndc_expected in zip(camera.frustum_corners(4.0), frame, strict=True):
+            ndc = world_to_camera_view(scene, obj, mathutils.Vector(corner))
+            assert (ndc.x, ndc.y) == pytest.approx(ndc_expected, abs=1e-6)
     finally:
         bpy.data.objects.remove(obj)
         bpy.data.cameras.remove(data)
@@ -237,11 +258,12 @@ def test_blender_camera_projects_like_the_photo_camera(mods, width, height, cx, 
 
 def test_layer_origins_sort_like_the_layers(mods):
     """Eevee sorts blended layers by origin distance: origins on the axis, strictly nearer front to back."""
+    info = addon_module("core.package.manifest").LayerInfo
     layers = [
-        {"median_depth": 9.0, "depth_range": [8.0, 10.0]},
-        {"median_depth": 4.0, "depth_range": [3.0, 9.5]},
-        {"median_depth": 4.0, "depth_range": [3.5, 4.5]},  # a tie must still be ordered
-        {"plane_depth": 2.0, "depth_range": [2.0, 2.0]},
+        info(0, "a", "a.png", (8.0, 10.0), 1, median_depth=9.0),
+        info(1, "b", "b.png", (3.0, 9.5), 1, median_depth=4.0),
+        info(2, "c", "c.png", (3.5, 4.5), 1, median_depth=4.0),  # a tie must still be ordered
+        info(3, "d", "d.png", (2.0, 2.0), 1, plane_depth=2.0),
     ]
     origins = mods["camera_math"].layer_origins(layers)
     assert all(x == 0.0 and y == 0.0 for x, y, _ in origins)

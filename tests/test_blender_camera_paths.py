@@ -4,7 +4,6 @@ applied again, and parallax that is right in Eevee renders (near layers move mor
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,7 +23,7 @@ DURATION = 24
 
 @pytest.fixture(scope="module")
 def mods(photo3d_extension):
-    return addon_module("photo3d_addon.camera_paths"), addon_module("photo3d_addon.camera_animation")
+    return addon_module("photo3d_addon.motion.paths"), addon_module("photo3d_addon.motion.keyframes")
 
 
 @pytest.fixture(scope="module")
@@ -44,14 +43,14 @@ def photo(photo3d_extension, tmp_path_factory):
     )  # fmt: skip
     assert result == {"FINISHED"}
     (collection,) = [c for c in bpy.context.scene.collection.children_recursive if "photo3d_source" in c]
-    yield collection
+    yield addon_module("photo3d_addon.scene.photo_scene").PhotoScene(collection)
     reset_scene()
 
 
 @pytest.fixture
 def camera(photo, mods):
     _, anim = mods
-    obj = anim.photo_camera(photo)
+    obj = photo.camera
     anim.clear_camera_path(obj)
     bpy.context.scene.frame_set(1)
     yield obj
@@ -74,7 +73,7 @@ def _apply(mods, collection, camera, preset: str, fstop: float | None = None, **
     settings.setdefault("duration_frames", DURATION)
     path = paths.PathSettings(preset, **settings)
     poses = anim.apply_preset(collection, path, bpy.context.scene, frame_start=1, fstop=fstop)
-    assert anim.photo_camera(collection) == camera
+    assert collection.camera == camera
     return poses
 
 
@@ -106,7 +105,7 @@ def test_a_preset_keys_every_frame_of_the_path(photo, camera, mods):
         assert np.allclose(rotation, pose.rotation_euler, atol=1e-6)
         assert lens == pytest.approx(base_lens * pose.lens_scale, rel=1e-6)
     # The pivot stays centred in Blender's own view of the orbit: world pivot in front of the camera's axis.
-    pivot_depth = mods[1].scene_info_from_collection(photo).default_pivot
+    pivot_depth = photo.scene_info().default_pivot
     root = camera.parent
     bpy.context.scene.frame_set(1 + DURATION // 4)
     pivot_world = root.matrix_world @ Vector((0.0, 0.0, -pivot_depth))
@@ -152,13 +151,13 @@ def test_applying_again_replaces_instead_of_stacking(photo, camera, mods):
 
 def test_pivot_depth_and_depth_of_field(photo, camera, mods):
     _, anim = mods
-    manifest = json.loads((Path(photo["photo3d_package"]) / "manifest.json").read_text())
+    manifest = json.loads((photo.package_root / "manifest.json").read_text())
     nearest = manifest["layers"][-1]
     assert anim.pivot_depth_from_layer(photo, nearest["index"]) == pytest.approx(nearest["median_depth"])
     with pytest.raises(ValueError, match="no layer"):
         anim.pivot_depth_from_layer(photo, 99)
     # The depth map is at the working size (DRAFT: 640 wide), picked in the photo's own pixels.
-    depth = np.load(Path(photo["photo3d_package"]) / "depth.npy")
+    depth = np.load(photo.package_root / "depth.npy")
     assert depth.shape[1] < manifest["camera"]["width"]
     u, v = 0.6 * manifest["camera"]["width"], 0.7 * manifest["camera"]["height"]
     picked = anim.depth_at_pixel(photo, u, v)
@@ -197,9 +196,9 @@ def test_swing_parallax_near_layers_move_more_than_far_ones(photo, camera, mods,
     extreme = 1 + DURATION // 4
     move = poses[extreme - 1].location[0]
     assert move > 0.05  # the camera goes right
-    layers = sorted((o for o in photo.objects if "photo3d_layer" in o), key=lambda o: o["photo3d_layer"])
+    layers = sorted((o for o in photo.collection.objects if "photo3d_layer" in o), key=lambda o: o["photo3d_layer"])
     far, near = layers[0], layers[-1]
-    info = anim.scene_info_from_collection(photo)
+    info = photo.scene_info()
     focal = info.focal_px * RENDER_SIZE[0] / info.width
     scene = bpy.context.scene
     saved = scene.render.film_transparent
@@ -252,8 +251,8 @@ def test_overscan_covers_near_content_at_the_border_when_backing_away(photo, cam
     """A dolly-zoom backs away: near content along the border (the floor) shrinks most, and its edge too must
     stay outside the view. Overscan is computed from the nearest depth anywhere on the photo's border."""
     _, anim = mods
-    info = anim.scene_info_from_collection(photo)
-    depth = np.load(Path(photo["photo3d_package"]) / "depth.npy")
+    info = photo.scene_info()
+    depth = np.load(photo.package_root / "depth.npy")
     border = np.concatenate([depth[0], depth[-1], depth[:, 0], depth[:, -1]])
     assert info.border_depth == pytest.approx(np.percentile(border[border > 0], 1), rel=1e-6)
     scene = bpy.context.scene

@@ -23,12 +23,12 @@ SCENE = square_scene(h=SIZE[1], w=SIZE[0], near=2.0, far=5.0)
 
 @pytest.fixture(scope="module")
 def mods(photo3d_extension):
-    return addon_module("photo3d_addon.effects"), addon_module("photo3d_addon.effect_params")
+    return addon_module("photo3d_addon.effects.build"), addon_module("photo3d_addon.effects.params")
 
 
 @pytest.fixture(scope="module")
 def photo(mods, tmp_path_factory):
-    """The square scene imported into an empty file; its collection."""
+    """The square scene imported into an empty file, as its ``PhotoScene``."""
     folder = tmp_path_factory.mktemp("effects")
     reset_scene()
     image, depth = SCENE.write(folder / "in")
@@ -36,8 +36,7 @@ def photo(mods, tmp_path_factory):
     package = importlib.import_module(f"{EXTENSION}.core.package").read_package(
         convert_image(image, folder / "pkg", options).package_path
     )
-    collection = addon_module("photo3d_addon.scene_builder").build_scene(package, bpy.context.scene)
-    yield collection
+    yield addon_module("photo3d_addon.scene.builder").build_scene(package, bpy.context.scene)
     reset_scene()
 
 
@@ -71,7 +70,7 @@ def _regions() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _fractions(photo, fx, low: float, high: float) -> tuple[float, float]:
-    info = addon_module("photo3d_addon.camera_animation").scene_info_from_collection(photo)
+    info = photo.scene_info()
     frustum = fx.Frustum.from_scene(info)
     span = frustum.depth_end - frustum.depth_start
     return (low - frustum.depth_start) / span, (high - frustum.depth_start) / span
@@ -107,7 +106,7 @@ def test_fog_grows_with_depth_as_the_layout_says(photo, mods, clean, tmp_path, m
     effect = fx.EffectSettings("FOG", amount=0.5)
     effects.apply_effects(photo, [effect])
     image = _render(tmp_path / "fog.png").astype(float)
-    info = addon_module("photo3d_addon.camera_animation").scene_info_from_collection(photo)
+    info = photo.scene_info()
     layout = fx.fog_layout(effect, fx.Frustum.from_scene(info))
 
     def linear(c):
@@ -151,9 +150,9 @@ def test_fog_drift_follows_the_scene_frame_rate_without_python(photo, mods, clea
 def test_node_group_moves_particles_as_the_layout_says(photo, mods, clean):
     effects, fx = mods
     (obj,) = effects.apply_effects(photo, [fx.EffectSettings("RAIN", amount=0.05, wind=0.4, seed=2)])
-    info = addon_module("photo3d_addon.camera_animation").scene_info_from_collection(photo)
+    info = photo.scene_info()
     layout = fx.particle_layout(fx.EffectSettings("RAIN", amount=0.05, wind=0.4, seed=2), fx.Frustum.from_scene(info))
-    nodes = addon_module("photo3d_addon.effect_nodes")
+    nodes = addon_module("photo3d_addon.effects.nodes")
     scene = bpy.context.scene
     fps = scene.render.fps / scene.render.fps_base
     for frame in (1, 17, 60):
@@ -189,18 +188,20 @@ def test_renders_are_seeded(photo, mods, clean, tmp_path):
 
 def test_apply_replaces_and_remove_restores_the_import(photo, mods, clean, tmp_path):
     effects, fx = mods
+    EFFECT_KEY = addon_module("photo3d_addon.scene.photo_scene").EFFECT_KEY
     before = {"objects": len(bpy.data.objects), "meshes": len(bpy.data.meshes), "materials": len(bpy.data.materials)}
     effects.apply_effects(photo, fx.parse_effects(["rain", "fog", "dust"]))
     effects.apply_effects(photo, fx.parse_effects(["snow", "fog:amount=0.2"]))
-    assert sorted(o[effects.EFFECT_KEY] for o in effects.effect_objects(photo)) == ["SNOW"]
-    assert [(e.kind, e.amount) for e in effects.applied_effects(photo)] == [("SNOW", 0.5), ("FOG", 0.2)]
-    layer_materials = [o.data.materials[0] for o in photo.objects if "photo3d_layer" in o]
+    assert sorted(o[EFFECT_KEY] for o in photo.effect_objects) == ["SNOW"]
+    snow = fx.KINDS["SNOW"].amount  # the one default the sidebar and the batch also start from
+    assert [(e.kind, e.amount) for e in effects.applied_effects(photo)] == [("SNOW", snow), ("FOG", 0.2)]
+    layer_materials = [o.data.materials[0] for o in photo.layers]
     assert all("Photo3D Fog" in m.node_tree.nodes for m in layer_materials)
     with pytest.raises(ValueError, match="snow twice"):
         effects.apply_effects(photo, [fx.EffectSettings("SNOW"), fx.EffectSettings("SNOW")])
     with pytest.raises(fx.EffectError, match="amount"):
         effects.apply_effects(photo, [fx.EffectSettings("RAIN", amount=3.0)])
-    assert sorted(o[effects.EFFECT_KEY] for o in effects.effect_objects(photo)) == ["SNOW"]  # bad call: no change
+    assert sorted(o[EFFECT_KEY] for o in photo.effect_objects) == ["SNOW"]  # bad call: no change
 
     effects.remove_effects(photo)
     after = {"objects": len(bpy.data.objects), "meshes": len(bpy.data.meshes), "materials": len(bpy.data.materials)}

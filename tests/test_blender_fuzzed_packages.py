@@ -28,9 +28,9 @@ CASES = int(os.environ.get("PHOTO3D_FUZZ_CASES", "160"))
 def test_every_accepted_fuzzed_package_builds_a_scene(photo3d_extension, tmp_path):
     reader = importlib.import_module(f"{EXTENSION}.core.package")
     errors = importlib.import_module(f"{EXTENSION}.core.errors")
-    builder = addon_module("photo3d_addon.scene_builder")
-    animation = addon_module("photo3d_addon.camera_animation")
-    paths = addon_module("photo3d_addon.camera_paths")
+    builder = addon_module("photo3d_addon.scene.builder")
+    animation = addon_module("photo3d_addon.motion.keyframes")
+    paths = addon_module("photo3d_addon.motion.paths")
     seeds = make_seed_packages(tmp_path / "seeds")
     draw = RandomDraw(random.Random(9))
     built = refused = 0
@@ -46,12 +46,10 @@ def test_every_accepted_fuzzed_package_builds_a_scene(photo3d_extension, tmp_pat
         assert case.outcome.kind == "accepted", case.describe()
         reset_scene()
         try:
-            collection = builder.build_scene(package, bpy.context.scene)
-            assert len([o for o in collection.objects if o.type == "MESH"]) == len(package.layers)
-            animation.apply_preset(
-                collection, paths.PathSettings(preset="SWING_H", duration_frames=8), bpy.context.scene
-            )
-            builder.remove_photo_collection(collection)
+            photo = builder.build_scene(package, bpy.context.scene)
+            assert len([o for o in photo.collection.objects if o.type == "MESH"]) == len(package.layers)
+            animation.apply_preset(photo, paths.PathSettings(preset="SWING_H", duration_frames=8), bpy.context.scene)
+            builder.remove_photo_collection(photo.collection)
         except Exception as exc:  # the assertion below names the case
             pytest.fail(f"case {number}: {case.describe()}: {type(exc).__name__}: {exc}")
         built += 1
@@ -70,17 +68,16 @@ def test_the_camera_shows_only_the_photo_the_user_imported(photo3d_extension, tm
     from tests.scenes import square_scene
 
     reader = importlib.import_module(f"{EXTENSION}.core.package")
-    builder = addon_module("photo3d_addon.scene_builder")
+    builder = addon_module("photo3d_addon.scene.builder")
     image, depth = square_scene().write(tmp_path / "in")
     options = PipelineOptions.from_dict({"depth": {"depth_file": str(depth)}, "segment": {"model": "none"}})
     package_dir = convert_image(image, tmp_path / "pkg", options).package_path
 
     def backgrounds(photo):
         reset_scene()
-        collection = builder.build_scene(
+        camera = builder.build_scene(
             reader.read_package(package_dir), bpy.context.scene, builder.BuildSettings(photo=photo)
-        )
-        camera = next(obj for obj in collection.objects if obj.type == "CAMERA")
+        ).camera
         return [bg.image.filepath for bg in camera.data.background_images]
 
     assert backgrounds(str(image)) == [str(image)]

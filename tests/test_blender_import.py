@@ -83,7 +83,7 @@ def _scene_snapshot() -> tuple:
 
 def _stage_watcher(condition_stages: set[str], action) -> threading.Thread:
     """Run ``action`` once the import job reports one of ``condition_stages`` (watched on the job's state)."""
-    job_module = addon_module("photo3d_addon.import_job")
+    job_module = addon_module("photo3d_addon.worker.job")
     original = job_module.ImportJob._apply
 
     def spy(self, event):
@@ -105,7 +105,7 @@ def test_extension_installs_with_operator_menus_and_drop_handler(photo3d_extensi
     assert bpy.ops.photo3d.import_image.get_rna_type().name == "Image to 3D Layers"
     assert hasattr(bpy.types, "PHOTO3D_FH_image")
     assert bpy.types.PHOTO3D_FH_image.bl_import_operator == "photo3d.import_image"
-    operators = addon_module("photo3d_addon.operators")
+    operators = addon_module("photo3d_addon.importing.operator")
     drawn = {entry.__name__ for menu, entry in operators.MENUS}
     assert drawn == {"menu_import", "menu_add"}
     assert [m for m, _ in operators.MENUS] == [bpy.types.TOPBAR_MT_file_import, bpy.types.VIEW3D_MT_add]

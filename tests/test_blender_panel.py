@@ -112,26 +112,84 @@ def test_effect_settings_apply_live_and_remove(imported):
 def test_a_ray_through_the_photo_gives_the_depth_there(imported, photo3d_extension):
     from tests.blender_support import addon_module
 
-    panel = addon_module("photo3d_addon.effects_panel")
-    anim = addon_module("photo3d_addon.camera_animation")
+    operators = addon_module("photo3d_addon.ui.operators")
+    anim = addon_module("photo3d_addon.motion.keyframes")
     collection = next(c for c in imported.collection.children_recursive if "photo3d_source" in c)
+    photo = addon_module("photo3d_addon.scene.photo_scene").PhotoScene(collection)
     camera = imported.camera
-    info = anim.scene_info_from_collection(collection)
+    info = photo.scene_info()
     for u, v in ((370.0, 250.0), (100.0, 400.0), (600.0, 80.0)):
         # The ray from the photo's camera through pixel (u, v), in world space.
         cx, cy = info.principal_point
         local = Vector(((u - cx) / info.focal_px, -(v - cy) / info.focal_px, -1.0))
         origin = camera.matrix_world.translation
         direction = camera.matrix_world.to_3x3() @ local
-        depth = panel.depth_along_ray(bpy.context, collection, origin, direction)
-        expected = anim.depth_at_pixel(collection, u, v)
+        depth = operators.depth_along_ray(bpy.context, photo, origin, direction)
+        expected = anim.depth_at_pixel(photo, u, v)
         assert depth == pytest.approx(expected, rel=0.08), (u, v)
     # A ray that misses the photo altogether.
-    assert panel.depth_along_ray(bpy.context, collection, camera.matrix_world.translation, -direction) is None
+    assert operators.depth_along_ray(bpy.context, photo, camera.matrix_world.translation, -direction) is None
     # The picked depth becomes the path's pivot.
     imported.photo3d.pivot_depth = 3.0
     try:
-        path = addon_module("photo3d_addon.scene_panel").path_settings(imported.photo3d, collection, 24.0)
+        path = addon_module("photo3d_addon.ui.properties").path_settings(imported.photo3d, photo, 24.0)
         assert path.pivot_depth == 3.0
     finally:
         imported.photo3d.pivot_depth = 0.0
+
+
+def test_the_sidebar_shows_the_amplitude_apply_uses_from_a_cache(imported, photo3d_extension, monkeypatch):
+    """The safe amplitude shown is the one Apply Camera Path keys (pivot and all), and a redraw reuses it
+    instead of bisecting again; changing a setting computes it anew."""
+    from tests.blender_support import addon_module
+
+    panels = addon_module("photo3d_addon.ui.panels")
+    paths = addon_module("photo3d_addon.motion.paths")
+    properties = addon_module("photo3d_addon.ui.properties")
+    collection = next(c for c in imported.collection.children_recursive if "photo3d_source" in c)
+    photo = addon_module("photo3d_addon.scene.photo_scene").PhotoScene(collection)
+    settings = imported.photo3d
+    settings.path_preset, settings.use_safe_amplitude, settings.pivot_depth = "ORBIT", True, 2.5
+    try:
+        shown = panels.shown_amplitude(bpy.context, photo)
+        applied = properties.path_settings(settings, photo, imported.render.fps / imported.render.fps_base)
+        assert shown == paths.path_amplitude(applied, photo.scene_info())
+        # Another pivot is another orbit: the amplitude the old sidebar showed (no pivot) differs.
+        assert shown != paths.safe_amplitude("ORBIT", photo.scene_info())
+        calls = []
+        original = paths.path_amplitude
+        monkeypatch.setattr(panels, "path_amplitude", lambda *a: calls.append(a) or original(*a))
+        for _ in range(5):  # five redraws
+            assert panels.shown_amplitude(bpy.context, photo) == shown
+        assert calls == []
+        settings.pivot_depth = 3.5
+        assert panels.shown_amplitude(bpy.context, photo) != shown and len(calls) == 1
+    finally:
+        settings.path_preset, settings.pivot_depth = "SWING_H", 0.0
+
+
+def test_effects_are_measured_at_the_picked_pivot(imported, photo3d_extension):
+    """The effects' frame (the particles' spread and size) is measured at the pivot the user picked."""
+    from tests.blender_support import addon_module
+
+    params = addon_module("photo3d_addon.effects.params")
+    properties = addon_module("photo3d_addon.ui.properties")
+    collection = next(c for c in imported.collection.children_recursive if "photo3d_source" in c)
+    photo = addon_module("photo3d_addon.scene.photo_scene").PhotoScene(collection)
+    settings = imported.photo3d
+    live, settings.live_effects = settings.live_effects, False
+    settings.rain.enabled, settings.pivot_depth = True, 3.0
+    try:
+        (rain,) = properties.apply_scene_effects(bpy.context, photo)
+        effect = properties.scene_effects(imported)[0]
+        picked = params.particle_layout(effect, params.Frustum.from_scene(photo.scene_info(), pivot_depth=3.0))
+        automatic = params.particle_layout(effect, params.Frustum.from_scene(photo.scene_info()))
+        modifier = rain.modifiers[0]
+        velocity_input = next(i.identifier for i in modifier.node_group.interface.items_tree if i.name == "Velocity")
+        keyed = tuple(modifier[velocity_input])
+        assert keyed == pytest.approx(picked.velocity, rel=1e-5)
+        assert picked.velocity[1] != pytest.approx(automatic.velocity[1], rel=1e-3)
+    finally:
+        settings.rain.enabled, settings.pivot_depth = False, 0.0
+        addon_module("photo3d_addon.effects.build").remove_effects(photo)
+        settings.live_effects = live

@@ -27,18 +27,18 @@ def square(photo3d_extension, tmp_path):
     package = importlib.import_module(f"{EXTENSION}.core.package").read_package(
         convert_image(image, tmp_path / "pkg", options).package_path
     )
-    addon_module("photo3d_addon.scene_builder").build_scene(package, bpy.context.scene)
+    addon_module("photo3d_addon.scene.builder").build_scene(package, bpy.context.scene)
     bpy.context.preferences.system.anisotropic_filter = "FILTER_0"  # llvmpipe: see blender_support
     yield bpy.context.scene
     reset_scene()
 
 
 def _settings(**kw):
-    return addon_module("photo3d_addon.render_settings").RenderSettings(**kw)
+    return addon_module("photo3d_addon.render.settings").RenderSettings(**kw)
 
 
 def test_presets_set_engine_size_quality_and_rate(square):
-    rs = addon_module("photo3d_addon.render_settings")
+    rs = addon_module("photo3d_addon.render.settings")
     rs.apply_render_settings(square, _settings(resolution="FULL_HD", fps=30, quality="PREVIEW", motion_blur=False))
     assert square.render.engine == rs.eevee_engine_id() == "BLENDER_EEVEE_NEXT"
     assert (square.render.resolution_x, square.render.resolution_y) == (1920, 1080)
@@ -58,13 +58,13 @@ def test_presets_set_engine_size_quality_and_rate(square):
     [({"resolution": "8K"}, "resolution"), ({"quality": "ULTRA"}, "quality"), ({"output": "GIF"}, "output")],
 )
 def test_bad_settings_are_named(square, change, message):
-    rs = addon_module("photo3d_addon.render_settings")
+    rs = addon_module("photo3d_addon.render.settings")
     with pytest.raises(rs.RenderError, match=message):
         rs.apply_render_settings(square, _settings(**change))
 
 
 def test_png_sequence_reports_every_frame(square, tmp_path):
-    rs = addon_module("photo3d_addon.render_settings")
+    rs = addon_module("photo3d_addon.render.settings")
     rs.apply_render_settings(
         square,
         _settings(output="PNG", frame_start=1, frame_end=3, filepath=str(tmp_path / "frames" / "f_")),
@@ -81,7 +81,7 @@ def test_png_sequence_reports_every_frame(square, tmp_path):
 
 
 def test_mp4_has_the_frames_and_size_asked_for(square, tmp_path):
-    rs = addon_module("photo3d_addon.render_settings")
+    rs = addon_module("photo3d_addon.render.settings")
     rs.apply_render_settings(
         square, _settings(output="MP4", frame_start=1, frame_end=5, filepath=str(tmp_path / "clip_"))
     )
@@ -99,7 +99,7 @@ def test_mp4_has_the_frames_and_size_asked_for(square, tmp_path):
 
 
 def test_mp4_refuses_an_odd_size(square, tmp_path):
-    rs = addon_module("photo3d_addon.render_settings")
+    rs = addon_module("photo3d_addon.render.settings")
     rs.apply_render_settings(square, _settings(output="MP4", filepath=str(tmp_path / "odd_")))
     square.render.resolution_x = 127
     with pytest.raises(rs.RenderError, match="even width and height"):

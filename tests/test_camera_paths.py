@@ -1,21 +1,16 @@
 """Camera path presets, pure math: each preset moves as named, loops close, the default amplitude keeps what
-the camera uncovers inside the inpainted band. No Blender needed: the module is loaded from its file."""
+the camera uncovers inside the inpainted band. No Blender needed."""
 
 from __future__ import annotations
-
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-_PATH = Path(__file__).resolve().parents[1] / "photo3d_addon" / "camera_paths.py"
-# Loaded alone: importing the photo3d_addon package would import bpy (its __init__ registers operators).
-_spec = importlib.util.spec_from_file_location("photo3d_camera_paths", _PATH)
-cp = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = cp  # dataclasses look their module up by name
-_spec.loader.exec_module(cp)
+from core.package import parse_manifest
+from tests.manifests import manifest_dict
+from tests.pure_addon import addon
+
+cp = addon("motion.paths")
 
 # The Motorcycle package's camera and depth range (see out/motorcycle_layers/manifest.json).
 INFO = cp.SceneInfo(width=741, height=500, focal_px=994.978, depth_min=2.04, depth_max=5.28, band_fraction=0.08)
@@ -269,19 +264,14 @@ def test_overscan_is_not_needed_for_moves_that_show_no_edge():
 
 # -- pivot, focus and depth picking -------------------------------------------------------------------------
 def test_default_pivot_and_manifest_reading():
-    manifest = {
-        "camera": {"width": 640, "height": 480, "focal_px": 500.0, "cx": 300.0, "cy": 250.0},
-        "depth": {"min": 2.0, "max": 6.0},
-        "options": {"inpaint": {"band_fraction": 0.1}},
-    }
+    manifest = parse_manifest(manifest_dict(640, 480, 500.0, 300.0, 250.0, (2.0, 6.0), [(4.5, 6.0)], 0.1))
     info = cp.SceneInfo.from_manifest(manifest)
     assert info.principal_point == (300.0, 250.0) and info.band_px == pytest.approx(64.0)
     assert info.default_pivot == pytest.approx(3.0)  # halfway in parallax between 2 and 6
-    assert cp.SceneInfo.from_manifest({**manifest, "options": {}}, pivot_depth=4.0).band_fraction == 0.08
+    assert info.border_depth == 4.5  # the backdrop's nearest depth
+    unrecorded = parse_manifest(manifest_dict(band_fraction=None))
+    assert cp.SceneInfo.from_manifest(unrecorded, pivot_depth=4.0).band_fraction == 0.08
     assert cp.SceneInfo.from_manifest(manifest, pivot_depth=4.0).default_pivot == 4.0
-    assert info.border_depth is None  # no layers: the overscan falls back to the far depth
-    layered = {**manifest, "layers": [{"index": 0, "depth_range": [4.5, 6.0]}, {"index": 1, "depth_range": [2, 3]}]}
-    assert cp.SceneInfo.from_manifest(layered).border_depth == 4.5  # the backdrop's nearest depth
 
 
 def test_focus_distances_follow_the_pivot():

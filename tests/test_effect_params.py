@@ -4,22 +4,15 @@ No Blender needed."""
 
 from __future__ import annotations
 
-import importlib
 import math
-import sys
-import types
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-_ADDON = Path(__file__).resolve().parents[1] / "photo3d_addon"
-# A package over photo3d_addon/ whose __init__ (which imports bpy) never runs: only bpy-free modules load.
-_pure = types.ModuleType("photo3d_pure")
-_pure.__path__ = [str(_ADDON)]
-sys.modules.setdefault("photo3d_pure", _pure)
-fx = importlib.import_module("photo3d_pure.effect_params")
-cp = importlib.import_module("photo3d_pure.camera_paths")
+from tests.pure_addon import addon
+
+fx = addon("effects.params")
+cp = addon("motion.paths")
 
 INFO = cp.SceneInfo(width=741, height=500, focal_px=994.978, depth_min=2.0, depth_max=5.0, cx=380.0, cy=240.0)
 FRUSTUM = fx.Frustum.from_scene(INFO)
@@ -33,7 +26,7 @@ def test_parse_names_options_and_objects():
     assert fx.parse_effect("snow").band() == (fx.KINDS["SNOW"].near, fx.KINDS["SNOW"].far)
     # One of each kind; the last one given wins.
     chosen = fx.parse_effects(["rain:amount=0.2", "fog", "rain:amount=0.9"])
-    assert [(e.kind, e.amount) for e in chosen] == [("RAIN", 0.9), ("FOG", 0.5)]
+    assert [(e.kind, e.amount) for e in chosen] == [("RAIN", 0.9), ("FOG", fx.KINDS["FOG"].amount)]
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ import bpy  # noqa: F401
 from extension_loader import EXTENSION, import_checkout_as_extension
 import importlib
 import_checkout_as_extension()
-batch = importlib.import_module(EXTENSION + ".photo3d_addon.batch")
+batch = importlib.import_module(EXTENSION + ".photo3d_addon.batch.run")
 if os.environ.get("PHOTO3D_TEST_BOOM"):
     real = batch.check_image_path
     def exploding(path):
@@ -70,9 +70,9 @@ def photo(tmp_path) -> Path:
 
 BAD_SETTINGS = [
     # (settings file content, words the refusal must hold)
-    ({"layers": "many"}, ["setting layers", "1..16", "'many'"]),
+    ({"layers": "many"}, ["setting layers", "1..32", "'many'"]),
     ({"layers": True}, ["setting layers", "integer"]),
-    ({"layers": 17}, ["setting layers", "1..16"]),
+    ({"layers": 33}, ["setting layers", "1..32"]),
     ({"frames": 0}, ["setting frames", "1..14400"]),
     ({"frames": 10**9}, ["setting frames"]),
     ({"frames": 1}, ["setting frames", "at least 2"]),

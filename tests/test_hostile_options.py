@@ -1,18 +1,16 @@
 """Hostile options: every option is checked once, typed, finite and within a range that bounds the work.
 
 A bad value, from a config file, a worker request or a command-line flag, exits 2 naming the option and its
-range; never a traceback (exit 1), never minutes of work. The add-on's plain-Python option and camera-path
-checks are loaded from their files (importing the photo3d_addon package would import bpy).
+range; never a traceback (exit 1), never minutes of work. The add-on's bpy-free option and camera-path
+checks run in plain Python.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import math
 import re
-import sys
 import time
 from pathlib import Path
 
@@ -21,22 +19,15 @@ import pytest
 from core.cli import _FLAG_OPTIONS, _parser, main
 from core.errors import InputError
 from core.options import LIMITS, PipelineOptions, default_of, describe
+from tests.pure_addon import addon
 from tests.scenes import square_scene
 
 ROOT = Path(__file__).resolve().parents[1]
 NAN, INF = float("nan"), float("inf")
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"photo3d_hostile_{name}", ROOT / "photo3d_addon" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-jo = _load("job_options")
-cp = _load("camera_paths")
+jo = addon("importing.choices")
+cp = addon("motion.paths")
 
 
 @pytest.fixture(scope="module")

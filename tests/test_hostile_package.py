@@ -24,8 +24,8 @@ from core.cli import main
 from core.errors import OutputError, PackageError
 from core.options import PipelineOptions
 from core.package import read_package, write_package_atomically
+from core.package.staging import Staging, clean_stale
 from core.pipeline import convert_image
-from core.staging import Staging, clean_stale
 from tests.scenes import square_scene
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -243,7 +243,7 @@ def test_a_signal_in_the_package_stage_leaves_nothing(inputs, copy, signum):
 _KILLED_WRITER = """
 import sys, time
 from pathlib import Path
-from core.staging import Staging
+from core.package.staging import Staging
 staging = Staging(Path(sys.argv[1]))
 (staging.new / "layers").mkdir()
 (staging.new / "layers" / "00_color.png").write_bytes(b"x" * 100000)
@@ -486,12 +486,12 @@ def test_validate_never_prints_escape_sequences_from_a_manifest(copy, capsys):
 def test_source_path_is_information_only(copy, tmp_path):
     # source.path is information about where the photo was; a package pointing it anywhere still reads.
     _edit(copy, lambda m: m["source"].update(path="/etc/shadow"))
-    assert read_package(copy).typed.source.path == "/etc/shadow"
+    assert read_package(copy).manifest.source.path == "/etc/shadow"
 
 
 def test_writer_result_reads_back_typed(package_dir):
     package = read_package(package_dir)
-    typed = package.typed
+    typed = package.manifest
     assert typed.camera.width == 128 and typed.work_size == (96, 128)
     assert [layer.index for layer in typed.layers] == list(range(len(typed.layers)))
     assert package.load_depth_map().shape == typed.work_size

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from core.errors import InputError, ModelError
-from core.lama import load_lama, run_lama
 from core.models import resolve_weights_file
+from core.models.lama import load_lama, run_lama
 from tests.tiny_models import make_tiny_lama
 
 

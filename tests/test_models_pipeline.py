@@ -31,9 +31,9 @@ def test_depth_sam_and_lama_models_through_the_real_loading_path(photo, tmp_path
     cache = ModelCache()
     result = convert_image(photo, tmp_path / "pkg", options, cache=cache)
     package = read_package(result.package_path)
-    assert package.manifest["depth"]["kind"] == "relative"
-    assert package.manifest["models"]["segmentation"] == options.segment.model
-    assert package.manifest["models"]["inpaint"] == "big-lama.pt"
+    assert package.manifest.depth.kind == "relative"
+    assert package.manifest.models["segmentation"] == options.segment.model
+    assert package.manifest.models["inpaint"] == "big-lama.pt"
     depth = np.load(package.path_of("depth.npy"))
     assert depth.shape == (72, 96) and np.isfinite(depth).all() and (depth > 0).all()
     loaded = len(cache)

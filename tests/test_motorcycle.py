@@ -53,21 +53,21 @@ def test_motorcycle_layers(motorcycle, tmp_path, representation):
     total = left.shape[0] * left.shape[1]
     if representation == "mesh":
         assert 2 <= len(layers) <= PipelineOptions().layers.max_layers
-        medians = [layer["median_depth"] for layer in layers]
+        medians = [layer.median_depth for layer in layers]
         assert medians == sorted(medians, reverse=True)  # back to front
         for layer in layers:
-            assert layer["pixel_count"] > 0.01 * total
+            assert layer.pixel_count > 0.01 * total
             mesh = package.load_mesh(layer)
             assert 100 < len(mesh["faces"]) <= 10_000
             # Vertices lie in front of the camera within the ground-truth depth range (about 2-5 m).
             z = -mesh["vertices"][:, 2]
             assert z.min() > 1.5 and z.max() < 6.0
-        assert layers[0]["inpainted_fraction"] > 0.1 and layers[-1]["inpainted_fraction"] == 0.0
+        assert layers[0].inpainted_fraction > 0.1 and layers[-1].inpainted_fraction == 0.0
     else:
-        planes = [layer["plane_depth"] for layer in layers]
+        planes = [layer.plane_depth for layer in layers]
         assert planes == sorted(planes, reverse=True) and len(planes) <= 32
-    assert package.manifest["camera"]["focal_px"] == pytest.approx(focal)
-    textures = [np.asarray(Image.open(package.path_of(layer["texture"]))).astype(np.float32) / 255 for layer in layers]
+    assert package.manifest.camera.focal_px == pytest.approx(focal)
+    textures = [np.asarray(Image.open(package.path_of(layer.texture))).astype(np.float32) / 255 for layer in layers]
     assert textures[0].shape == (*left.shape[:2], 4)
     composite = composite_back_to_front(textures) * 255
     mse = np.mean((composite - left.astype(np.float32)) ** 2)

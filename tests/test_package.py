@@ -38,8 +38,8 @@ def _edit(folder, change):
 
 def test_valid_package_reads(package_dir):
     package = read_package(package_dir)
-    assert package.manifest["format"] == "photo3d.layers" and package.manifest["version"] == "1.0"
-    assert package.manifest["camera"]["width"] == 128
+    assert package.manifest.format == "photo3d.layers" and package.manifest.version == "1.0"
+    assert package.manifest.camera.width == 128
     mesh = package.load_mesh(package.layers[0])
     assert mesh["vertices"].dtype == np.float32 and mesh["faces"].dtype == np.int32
 

@@ -57,22 +57,20 @@ def test_package_round_trips_and_reproduces_the_photo(square, tmp_path):
     result = convert_image(image, tmp_path / "pkg", _options(depth), progress)
     package = read_package(result.package_path)
     assert package.representation == "mesh"
-    assert [layer["name"] for layer in package.layers] == ["layer_00", "layer_01"]
-    assert package.layers[0]["inpainted_fraction"] == pytest.approx(scene.square.mean(), abs=1e-6)
-    assert package.layers[0]["depth_range"] == pytest.approx([scene.far, scene.far], rel=1e-3)
+    assert [layer.name for layer in package.layers] == ["layer_00", "layer_01"]
+    assert package.layers[0].inpainted_fraction == pytest.approx(scene.square.mean(), abs=1e-6)
+    assert package.layers[0].depth_range == pytest.approx((scene.far, scene.far), rel=1e-3)
     # Stages report in pipeline order and every one is timed.
     seen = list(dict.fromkeys(stages))
     assert seen == list(STAGES)
-    assert set(package.manifest["timings"]) == set(STAGES)
+    assert set(package.manifest.timings) == set(STAGES)
     for layer in package.layers:
         mesh = package.load_mesh(layer)
         assert 0 < len(mesh["faces"]) <= 10_000
     # Layers composited back to front reproduce the photo exactly.
     from PIL import Image
 
-    rgba = [
-        np.asarray(Image.open(package.path_of(layer["texture"]))).astype(np.float32) / 255 for layer in package.layers
-    ]
+    rgba = [np.asarray(Image.open(package.path_of(layer.texture))).astype(np.float32) / 255 for layer in package.layers]
     composite = composite_back_to_front(rgba)
     assert np.abs(composite * 255 - scene.rgb).max() <= 1.0
     assert (result.package_path / "contact_sheet.png").is_file()
@@ -85,13 +83,11 @@ def test_mpi_composite_reproduces_the_photo(square, tmp_path):
     package = read_package(result.package_path)
     assert package.representation == "mpi"
     assert len(package.layers) <= 32
-    depths = [layer["plane_depth"] for layer in package.layers]
+    depths = [layer.plane_depth for layer in package.layers]
     assert depths == sorted(depths, reverse=True)  # back to front
     from PIL import Image
 
-    rgba = [
-        np.asarray(Image.open(package.path_of(layer["texture"]))).astype(np.float32) / 255 for layer in package.layers
-    ]
+    rgba = [np.asarray(Image.open(package.path_of(layer.texture))).astype(np.float32) / 255 for layer in package.layers]
     composite = composite_back_to_front(rgba)
     assert np.abs(composite * 255 - scene.rgb).max() <= 2.0
 

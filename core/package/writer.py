@@ -1,0 +1,117 @@
+"""Writing a layer package atomically (``staging``): a failed, cancelled or killed job never leaves a
+half-written package, and an existing folder is replaced only when it provably is a Photo3D package holding
+nothing else. The manifest is written once, inside the staging folder, before the rename.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import OutputError, PackageError
+from .files import MANIFEST_NAME
+from .manifest import parse_manifest
+from .reader import LayerPackage, package_files, read_package
+from .staging import Staging, clean_stale
+
+
+def _foreign_entries(out: Path) -> list[str]:
+    """What in ``out`` would be lost by replacing it: everything, unless it is a package holding only itself."""
+    try:
+        package = read_package(out, check_meshes=False, check_data=False)
+    except PackageError as exc:
+        return [f"(it is not a Photo3D package: {exc})"]
+    expected = package_files(package)
+    folders = {str(Path(name).parent).replace(os.sep, "/") for name in expected} - {"."}
+    extra: list[str] = []
+    for folder, dirnames, filenames in os.walk(out):
+        relative_folder = os.path.relpath(folder, out).replace(os.sep, "/")
+        prefix = "" if relative_folder == "." else relative_folder + "/"
+        for name in dirnames:
+            if prefix + name not in folders or os.path.islink(os.path.join(folder, name)):
+                extra.append(prefix + name + "/")
+        dirnames[:] = [name for name in dirnames if prefix + name in folders]
+        extra.extend(prefix + name for name in filenames if prefix + name not in expected)
+        if len(extra) > 5:
+            break
+    return extra
+
+
+def check_replaceable(out: Path) -> None:
+    """Raise ``OutputError`` unless ``out`` is absent, an empty folder, or a Photo3D package and nothing more."""
+    if not os.path.lexists(out):
+        return
+    if not out.is_dir():
+        raise OutputError(f"output {out} exists and is not a directory")
+    try:
+        empty = not any(out.iterdir())
+    except OSError as exc:
+        raise OutputError(f"cannot read output folder {out}: {exc.strerror or exc}") from None
+    if empty:
+        return
+    foreign = _foreign_entries(out)
+    if foreign:
+        listed = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise OutputError(
+            f"output folder {out} is not empty and is not only a Photo3D package; nothing was changed. "
+            f"Photo3D replaces only its own packages and never deletes files it did not write: {listed}"
+        )
+
+
+def _swap_in(staging: Staging, out: Path) -> None:
+    """Move the new package to ``out``, and the package it replaces out of the way (then deleted)."""
+    for _ in range(5):
+        check_replaceable(out)  # again, right before the swap: the folder may have changed meanwhile
+        if os.path.lexists(out):
+            # Another writer may have taken it away first: then publish into the free name.
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(out, staging.old)
+        try:
+            os.replace(staging.new, out)
+            return
+        except OSError:
+            if not os.path.lexists(out):
+                raise
+            # Another writer published between our two renames: replace its package like any other.
+            shutil.rmtree(staging.old, ignore_errors=True)
+    raise OutputError(f"output {out} keeps changing while Photo3D writes it (another writer?); try again")
+
+
+def write_package_atomically(out_dir: str | os.PathLike, fill: Callable[[Path], dict[str, Any]]) -> LayerPackage:
+    """Call ``fill(folder)`` to write files and return the manifest; then move the result into place and
+    return the package as written (its root is the final folder).
+
+    An existing package at ``out_dir`` is replaced; any other non-empty folder is refused with
+    ``OutputError`` (exit 4) and left untouched. An output that is a symbolic link is written where it
+    points. Any exception (cancellation and signals included) removes the staging folder and leaves
+    ``out_dir`` as it was; staging folders of earlier runs that were killed are cleaned up first.
+    """
+    out = Path(out_dir).absolute()
+    try:
+        if out.is_symlink():
+            out = out.resolve()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale(out)
+    except (OSError, RuntimeError) as exc:
+        raise OutputError(f"cannot write to {out.parent}: {getattr(exc, 'strerror', None) or exc}") from None
+    check_replaceable(out)
+    try:
+        staging = Staging(out)
+    except OSError as exc:
+        raise OutputError(f"cannot write to {out.parent}: {exc.strerror or exc}") from None
+    with staging:
+        try:
+            # Checked and rebuilt from the typed manifest: what is written is what every reader gets.
+            manifest = parse_manifest(fill(staging.new))
+            text = json.dumps(manifest.to_dict(), indent=2, allow_nan=False)
+            (staging.new / MANIFEST_NAME).write_text(text, encoding="utf-8")
+            read_package(staging.new)  # never publish a package our own reader would reject
+            _swap_in(staging, out)
+        except OSError as exc:
+            raise OutputError(f"cannot write package {out}: {exc.strerror or exc}") from None
+    return LayerPackage(root=out, manifest=manifest)

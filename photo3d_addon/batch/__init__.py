@@ -1,0 +1,1 @@
+"""The batch room: headless conversion and rendering of many photos or packages, one exit-code table."""

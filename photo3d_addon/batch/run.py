@@ -1,0 +1,543 @@
+"""Headless batch: photos in, a .blend and/or a video per photo out.
+
+Runs as a Blender command (``blender -b -c photo3d PHOTO ... --out DIR``) and, through
+``scripts/photo3d_batch.py``, with the bpy module from the project's environment. One failed photo never stops
+the batch; the exit code tells what went wrong first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import bpy
+
+from ...core.errors import PackageError
+from ...core.options import LIMITS as OPTION_LIMITS
+from ...core.options import MAX_TEXT_CHARS, format_number
+from ...core.package import read_package
+from ...core.safe_json import JSONRejected, read_json_file, short_repr
+from ..effects.build import apply_effects
+from ..effects.params import EffectError, parse_effects
+from ..importing.choices import MAX_LAYERS, ChoiceError, ImportChoices, check_image_path, pipeline_options
+from ..motion.keyframes import apply_preset
+from ..motion.paths import DEFAULTS as PATH_DEFAULTS
+from ..motion.paths import MAX_AMPLITUDE, PRESETS, check_amplitude
+from ..render.settings import (
+    FRAME_RATES,
+    OUTPUTS,
+    QUALITY,
+    RESOLUTIONS,
+    RenderError,
+    RenderSettings,
+    apply_render_settings,
+    render_frames,
+)
+from ..scene.builder import BuildSettings, build_scene, remove_photo_collection
+from ..scene.photo_scene import SOURCE_KEY
+from ..worker.client import WorkerError, shared_worker, stop_shared_worker
+from ..worker.environment import find_worker_python, missing_worker_message
+from ..worker.job import ImportJob, package_dir_for
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+"""A bug (an unexpected exception) while one photo was processed; the batch goes on with the next."""
+EXIT_BAD_INPUT = 2
+EXIT_MISSING_MODEL = 3
+EXIT_WORKER = 4
+EXIT_RENDER = 5
+# The worker's error codes, mapped to the batch's exit codes.
+_JOB_EXIT = {"bad_input": EXIT_BAD_INPUT, "missing_model": EXIT_MISSING_MODEL}
+REPRESENTATIONS = ("MESH", "MPI")
+DEPTH_KINDS = ("DEPTH", "DISPARITY")
+INPAINTS = ("TELEA", "NS", "LAMA")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class PhotoResult:
+    photo: str
+    status: str = "ok"
+    exit_code: int = EXIT_OK
+    message: str = ""
+    outputs: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class PhotoFailed(Exception):
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="photo3d",
+        description="Turn photos into layered 3D scenes and render them, headless.",
+    )
+    parser.add_argument("photos", nargs="*", help="photos to convert (one scene each)")
+    parser.add_argument("--out", type=Path, help="output folder (default: photo3d_out)")
+    parser.add_argument("--settings", type=Path, help="JSON file with any of these options (flags override it)")
+    parser.add_argument("--blend", action=argparse.BooleanOptionalAction, default=None, help="save a .blend")
+    parser.add_argument("--video", action=argparse.BooleanOptionalAction, default=None, help="render the frames")
+    parser.add_argument("--output", choices=OUTPUTS, help="MP4 video (default) or PNG frames")
+    parser.add_argument("--resolution", choices=list(RESOLUTIONS), help="output size (default PHOTO)")
+    parser.add_argument("--fps", type=int, choices=FRAME_RATES, help="frame rate (default 24)")
+    parser.add_argument("--frames", type=int, help="number of frames (default 120)")
+    parser.add_argument("--quality", choices=list(QUALITY), help="PREVIEW or FINAL (default)")
+    parser.add_argument("--samples", type=int, help="Eevee samples, overriding the quality's")
+    parser.add_argument(
+        "--motion-blur", action=argparse.BooleanOptionalAction, default=None, help="Eevee motion blur (default on)"
+    )
+    parser.add_argument("--path", choices=["NONE", *PRESETS], help="camera path preset (default SWING_H)")
+    parser.add_argument("--amplitude", type=float, help="path amplitude (default: safe for the inpainted band)")
+    parser.add_argument("--loop", action=argparse.BooleanOptionalAction, default=None, help="seamless loop")
+    parser.add_argument(
+        "--effect",
+        dest="effects",
+        action="append",
+        metavar="SPEC",
+        help="add an effect: rain, snow, fog, dust or halos, with options as name=value after colons, "
+        "e.g. rain:amount=0.8:wind=0.3 (options: amount, speed, size, colour=r,g,b, wind, near, far, seed); "
+        "repeat for several",
+    )
+    parser.add_argument("--representation", choices=REPRESENTATIONS, help="mesh layers (default) or MPI planes")
+    parser.add_argument("--layers", type=int, help="most depth layers")
+    parser.add_argument("--depth", type=Path, help="a depth file for a single photo, or a folder of <stem>.npy/.png")
+    parser.add_argument("--focal-px", type=float, help="focal length in pixels, for calibrated photos")
+    parser.add_argument("--depth-kind", choices=DEPTH_KINDS, help="what depth files hold")
+    parser.add_argument("--no-segmentation", dest="segmentation", action="store_false", default=None)
+    parser.add_argument("--inpaint", choices=INPAINTS, help="how hidden parts are filled")
+    parser.add_argument("--worker-python", help="Python with the worker's packages (default: found as in Blender)")
+    parser.add_argument("--models-dir", help="folder of model weights")
+    parser.add_argument("--device", choices=DEVICES)
+    return parser
+
+
+DEFAULTS: dict[str, Any] = {
+    "out": "photo3d_out",
+    "blend": True,
+    "video": True,
+    "output": "MP4",
+    "resolution": "PHOTO",
+    "fps": 24,
+    "frames": 120,
+    "quality": "FINAL",
+    "samples": None,
+    "motion_blur": True,
+    "path": "SWING_H",
+    "amplitude": None,
+    "loop": True,
+    "effects": [],
+    "representation": "MESH",
+    "layers": 5,
+    "depth": None,
+    "depth_kind": "DEPTH",
+    "focal_px": 0.0,
+    "segmentation": True,
+    "inpaint": "TELEA",
+    "worker_python": None,
+    "models_dir": None,
+    "device": "auto",
+    "photos": [],
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one setting accepts: ``kind`` is bool, int, float, text, choice, texts (a list of text) or list."""
+
+    kind: str
+    low: float = 0.0
+    high: float = 0.0
+    choices: tuple[Any, ...] = ()
+    optional: bool = False
+    """None is accepted too (it means the default behaviour, e.g. the safe amplitude)."""
+
+
+MAX_SETTINGS_BYTES = 1_000_000
+"""A settings file holds a few dozen keys; anything much bigger is not one."""
+MAX_FRAMES = 14_400
+"""Ten minutes at 24 fps: every frame is a render, so this bounds a job's work."""
+MAX_SAMPLES = 1024
+"""Eevee samples per pixel; FINAL uses 64, and the render time grows with them."""
+_FOCAL = OPTION_LIMITS["load.focal_px"]
+
+# Every setting's accepted values, in one place, checked before any photo is converted.
+SETTING_RULES: dict[str, Rule] = {
+    "out": Rule("text"),
+    "blend": Rule("bool"),
+    "video": Rule("bool"),
+    "output": Rule("choice", choices=OUTPUTS),
+    "resolution": Rule("choice", choices=tuple(RESOLUTIONS)),
+    "fps": Rule("choice", choices=FRAME_RATES),
+    "frames": Rule("int", 1, MAX_FRAMES),
+    "quality": Rule("choice", choices=tuple(QUALITY)),
+    "samples": Rule("int", 1, MAX_SAMPLES, optional=True),
+    "motion_blur": Rule("bool"),
+    "path": Rule("choice", choices=("NONE", *PRESETS)),
+    # In the preset's unit (metres, radians or a zoom factor): the scene's size is unknown up front, so the
+    # bound is a magnitude; NaN or infinity used to render uniform grey frames and exit 0.
+    "amplitude": Rule("float", -MAX_AMPLITUDE, MAX_AMPLITUDE, optional=True),
+    "loop": Rule("bool"),
+    "effects": Rule("list"),
+    "representation": Rule("choice", choices=REPRESENTATIONS),
+    "layers": Rule("int", 1, MAX_LAYERS),
+    "depth": Rule("text", optional=True),
+    "depth_kind": Rule("choice", choices=DEPTH_KINDS),
+    # 0 (or null) means from EXIF or the default field of view; otherwise the pipeline's own range.
+    "focal_px": Rule("float", 0.0, _FOCAL.high, optional=True),
+    "segmentation": Rule("bool"),
+    "inpaint": Rule("choice", choices=INPAINTS),
+    "worker_python": Rule("text", optional=True),
+    "models_dir": Rule("text", optional=True),
+    "device": Rule("choice", choices=DEVICES),
+    "photos": Rule("texts"),
+}
+if set(SETTING_RULES) != set(DEFAULTS):  # a setting without a rule would pass unchecked
+    raise TypeError(f"batch settings without a rule: {sorted(set(DEFAULTS) ^ set(SETTING_RULES))}")
+
+
+def _describe(rule: Rule) -> str:
+    if rule.kind == "bool":
+        text = "true or false"
+    elif rule.kind in ("int", "float"):
+        noun = "an integer" if rule.kind == "int" else "a finite number"
+        text = f"{noun} in {format_number(rule.low)}..{format_number(rule.high)}"
+    elif rule.kind == "choice":
+        text = "one of " + ", ".join(str(c) for c in rule.choices)
+    elif rule.kind == "text":
+        text = f"a path of at most {MAX_TEXT_CHARS} characters without NUL"
+    elif rule.kind == "texts":
+        text = f"a list of paths of at most {MAX_TEXT_CHARS} characters without NUL"
+    else:
+        text = "a list"
+    return text + (" or null" if rule.optional else "")
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and len(value) <= MAX_TEXT_CHARS and "\x00" not in value
+
+
+def _checked(rule: Rule, value: Any) -> tuple[Any, bool]:
+    """``(value, accepted)``: the value normalised (paths as str, ints widened to float) and whether ``rule``
+    accepts it."""
+    if isinstance(value, os.PathLike):  # argparse gives Path for --out and --depth
+        value = os.fspath(value)
+    if value is None and rule.optional:
+        return value, True
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if rule.kind == "bool":
+        return value, isinstance(value, bool)
+    if rule.kind == "int":
+        return value, number and isinstance(value, int) and rule.low <= value <= rule.high
+    if rule.kind == "float":
+        # An int is compared before float(): float() of a 400-digit integer overflows.
+        ok = number and (isinstance(value, int) or math.isfinite(value)) and rule.low <= value <= rule.high
+        return (float(value) if ok else value), ok
+    if rule.kind == "choice":
+        # The type must match too: 24.0 is not a frame rate, True is not a choice.
+        same_type = all(type(value) is type(choice) for choice in rule.choices)
+        return value, same_type and value in rule.choices
+    if rule.kind == "text":
+        return value, _is_text(value)
+    if rule.kind == "texts":
+        value = [os.fspath(v) if isinstance(v, os.PathLike) else v for v in value] if isinstance(value, list) else value
+        return value, isinstance(value, list) and all(_is_text(v) for v in value)
+    return value, isinstance(value, list)
+
+
+def check_settings(settings: dict[str, Any], origin: dict[str, str]) -> None:
+    """Check every setting's type and range up front (``SETTING_RULES``), in place; PhotoFailed names the key
+    and where it came from (``origin``: key -> flag or settings file)."""
+    for key, rule in SETTING_RULES.items():
+        value, ok = _checked(rule, settings[key])
+        if not ok:
+            where = origin.get(key, "default")
+            message = f"setting {key} ({where}) must be {_describe(rule)}, got {short_repr(value)}"
+            raise PhotoFailed(EXIT_BAD_INPUT, message)
+        settings[key] = value
+    if settings["focal_px"] and settings["focal_px"] < _FOCAL.low:
+        limits = f"0 (from EXIF) or {format_number(_FOCAL.low)}..{format_number(_FOCAL.high)}"
+        raise PhotoFailed(EXIT_BAD_INPUT, f"setting focal_px ({origin.get('focal_px')}) must be {limits}")
+    if settings["path"] != "NONE":
+        if settings["frames"] < 2:
+            where = origin.get("frames", "default")
+            message = f"setting frames ({where}) must be at least 2 for the camera path {settings['path']}"
+            raise PhotoFailed(EXIT_BAD_INPUT, message)
+        try:
+            check_amplitude(settings["path"], settings["amplitude"])
+        except ValueError as exc:
+            raise PhotoFailed(EXIT_BAD_INPUT, f"setting amplitude ({origin.get('amplitude')}): {exc}") from exc
+    try:  # checked before any photo is converted
+        parse_effects(settings["effects"])
+    except EffectError as exc:
+        raise PhotoFailed(EXIT_BAD_INPUT, f"effect: {exc}") from exc
+
+
+def _flag(key: str) -> str:
+    return {"effects": "--effect", "photos": "photos", "segmentation": "--no-segmentation"}.get(
+        key, "--" + key.replace("_", "-")
+    )
+
+
+def resolve_settings(argv: list[str]) -> dict[str, Any]:
+    """Defaults, then the JSON settings file, then the flags given on the command line; all checked."""
+    args = build_parser().parse_args(argv)
+    settings = dict(DEFAULTS)
+    origin: dict[str, str] = {}
+    if args.settings is not None:
+        try:
+            data = read_json_file(str(args.settings), MAX_SETTINGS_BYTES)
+        except (OSError, JSONRejected) as exc:
+            raise PhotoFailed(EXIT_BAD_INPUT, f"settings file {args.settings}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise PhotoFailed(EXIT_BAD_INPUT, f"settings file {args.settings} must hold a JSON object")
+        unknown = sorted(set(data) - set(DEFAULTS))
+        if unknown:
+            shown = ", ".join(key if len(key) <= 60 else key[:57] + "..." for key in unknown)
+            raise PhotoFailed(EXIT_BAD_INPUT, f"settings file {args.settings}: unknown keys {shown}")
+        settings.update(data)
+        origin.update(dict.fromkeys(data, f"in {args.settings}"))
+    for key, value in vars(args).items():
+        if key != "settings" and value is not None and value != []:
+            settings[key] = value
+            origin[key] = _flag(key)
+    check_settings(settings, origin)
+    if not settings["photos"]:
+        raise PhotoFailed(EXIT_BAD_INPUT, "no photos given")
+    return settings
+
+
+def _depth_for(photo: Path, depth: str | None) -> str:
+    if not depth:
+        return ""
+    depth_path = Path(depth)
+    if depth_path.is_dir():
+        for suffix in (".npy", ".pfm", ".png", ".exr", ".tif", ".tiff", ".pgm"):
+            for name in (f"{photo.stem}{suffix}", f"{photo.stem}_depth{suffix}"):
+                if (depth_path / name).is_file():
+                    return str(depth_path / name)
+        raise PhotoFailed(EXIT_BAD_INPUT, f"no depth file for {photo.name} in {depth_path}")
+    return str(depth_path)
+
+
+def _say(text: str) -> None:
+    print(f"photo3d: {text}", flush=True)
+
+
+def _clear_scene(scene: bpy.types.Scene) -> None:
+    """Empty the file, so each photo's .blend holds only its own scene.
+
+    The batch owns its Blender session; the startup file's cube sits at the origin, around the photo's
+    camera, and would hide everything.
+    """
+    for collection in list(scene.collection.children_recursive):
+        if SOURCE_KEY in collection:
+            remove_photo_collection(collection)
+    for data in (bpy.data.objects, bpy.data.meshes, bpy.data.lights, bpy.data.cameras, bpy.data.collections):
+        for block in list(data):
+            data.remove(block)
+    for data in (bpy.data.materials, bpy.data.images):
+        for block in [b for b in data if b.users == 0]:
+            data.remove(block)
+
+
+def convert_one(photo: Path, settings: dict[str, Any], out_dir: Path, python: str) -> PhotoResult:
+    """Convert, build, render and save one photo; failures become a PhotoResult, never an exception."""
+    started = time.monotonic()
+    result = PhotoResult(str(photo))
+    scene = bpy.context.scene
+    try:
+        check_image_path(str(photo))
+        choices = ImportChoices(
+            representation=settings["representation"],
+            layers=int(settings["layers"]),
+            depth_source="FILE" if settings["depth"] else "MODEL",
+            depth_file=_depth_for(photo, settings["depth"]),
+            depth_kind=settings["depth_kind"],
+            focal_px=float(settings["focal_px"] or 0.0),
+            segmentation=bool(settings["segmentation"]),
+            inpaint=settings["inpaint"],
+            device=settings["device"],
+            models_dir=settings["models_dir"] or "",
+        )
+        options = pipeline_options(choices)
+        try:
+            client = shared_worker(python)
+        except WorkerError as exc:
+            raise PhotoFailed(EXIT_WORKER, str(exc)) from exc
+        job = ImportJob(client, str(photo), str(package_dir_for(photo, out_dir / "packages")), options)
+        job.start()
+        last = [""]
+
+        def show(state) -> None:
+            if state.stage and state.stage != last[0]:
+                _say(f"{photo.name}: {state.stage} ({state.overall:.0%})")
+                last[0] = state.stage
+
+        state = job.wait(on_progress=show)
+        if state.status != "done":
+            raise PhotoFailed(_JOB_EXIT.get(state.error_code or "", EXIT_WORKER), state.describe_error())
+        _clear_scene(scene)
+        try:
+            package = read_package(state.package)
+        except PackageError as exc:  # the worker wrote it, so this is the worker's failure, not the photo's
+            raise PhotoFailed(EXIT_WORKER, f"the worker's package cannot be read: {exc}") from exc
+        imported = build_scene(package, scene, BuildSettings(photo=str(photo)))
+        scene.frame_start, scene.frame_end = 1, max(1, int(settings["frames"]))
+        _say(f"{photo.name}: scene built")
+        if settings["path"] != "NONE":
+            path = replace(
+                PATH_DEFAULTS,
+                preset=settings["path"],
+                amplitude=settings["amplitude"],
+                duration_frames=scene.frame_end,
+                loop=bool(settings["loop"]),
+                fps=float(settings["fps"]),
+            )
+            try:
+                apply_preset(imported, path, scene, frame_start=1)
+            except ValueError as exc:
+                raise PhotoFailed(EXIT_BAD_INPUT, f"camera path {settings['path']}: {exc}") from exc
+            scene.frame_start, scene.frame_end = 1, max(1, int(settings["frames"]))
+            _say(f"{photo.name}: camera path {settings['path']}")
+        effects = parse_effects(settings["effects"])
+        if effects:
+            try:
+                apply_effects(imported, effects)
+            except ValueError as exc:
+                raise PhotoFailed(EXIT_BAD_INPUT, f"effects: {exc}") from exc
+            _say(f"{photo.name}: effects {', '.join(e.kind.lower() for e in effects)}")
+        stem = photo.stem
+        if settings["video"]:
+            result.outputs += [str(p) for p in _render(scene, settings, out_dir, stem)]
+        if settings["blend"]:
+            blend = out_dir / f"{stem}.blend"
+            bpy.ops.wm.save_as_mainfile(filepath=str(blend), copy=True, check_existing=False)
+            result.outputs.append(str(blend))
+            _say(f"{photo.name}: saved {blend}")
+    except ChoiceError as exc:
+        result.status, result.exit_code, result.message = "failed", EXIT_BAD_INPUT, str(exc)
+    except PhotoFailed as exc:
+        result.status, result.exit_code, result.message = "failed", exc.code, str(exc)
+    except RenderError as exc:
+        result.status, result.exit_code, result.message = "failed", EXIT_RENDER, str(exc)
+    except Exception as exc:  # a bug must cost one photo, not the batch and its summary
+        traceback.print_exc()
+        message = f"internal error (a bug): {type(exc).__name__}: {exc}"
+        result.status, result.exit_code, result.message = "failed", EXIT_INTERNAL, message
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _render(scene: bpy.types.Scene, settings: dict[str, Any], out_dir: Path, stem: str) -> list[Path]:
+    target = out_dir / (f"{stem}_" if settings["output"] == "MP4" else f"{stem}_frames/{stem}_")
+    render = RenderSettings(
+        resolution=settings["resolution"],
+        fps=int(settings["fps"]),
+        quality=settings["quality"],
+        output=settings["output"],
+        motion_blur=bool(settings["motion_blur"]),
+        filepath=str(target),
+    )
+    apply_render_settings(scene, render)
+    if settings["samples"]:
+        scene.eevee.taa_render_samples = int(settings["samples"])
+    if bpy.app.background:
+        # No window means no GPU context to ask; software GL (llvmpipe) mis-samples anisotropic filtering.
+        bpy.context.preferences.system.anisotropic_filter = "FILTER_0"
+
+    def frame_done(frame: int, done: int, total: int) -> None:
+        _say(f"{stem}: frame {done}/{total}")
+
+    try:
+        written = render_frames(scene, on_frame=frame_done)
+    except RuntimeError as exc:  # bpy.ops errors arrive as RuntimeError
+        raise RenderError(f"render failed: {exc}") from exc
+    if settings["output"] == "MP4":
+        # Blender names a video after its frame range; one video per photo reads better as <photo>.mp4.
+        video = out_dir / f"{stem}.mp4"
+        written[0].replace(video)
+        written = [video]
+    return written
+
+
+def run(argv: list[str]) -> int:
+    """The batch's entry point: returns 0 when every photo worked, else the first failure's code."""
+    try:
+        settings = resolve_settings(argv)
+    except PhotoFailed as exc:
+        _say(f"error: {exc}")
+        return exc.code
+    except SystemExit as exc:  # argparse: --help or a usage error
+        return int(exc.code or 0)
+    found = _worker_python(settings)
+    if not found:
+        _say(f"error: {missing_worker_message()}")
+        return EXIT_WORKER
+    out_dir = Path(settings["out"]).absolute()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _say(f"error: cannot create the output folder {out_dir}: {exc}")
+        return EXIT_BAD_INPUT
+    results = []
+    try:
+        for photo in settings["photos"]:
+            _say(f"{photo}: starting")
+            result = convert_one(Path(photo).absolute(), settings, out_dir, str(found[1]))
+            if result.status != "ok":
+                _say(f"{Path(photo).name}: FAILED (exit {result.exit_code}): {result.message}")
+            results.append(result)
+    finally:
+        stop_shared_worker()
+    ok = [r for r in results if r.status == "ok"]
+    _say(f"summary: {len(ok)} of {len(results)} photos succeeded")
+    for r in results:
+        detail = ", ".join(r.outputs) if r.status == "ok" else r.message
+        _say(f"  {'ok    ' if r.status == 'ok' else 'failed'} {r.photo} ({r.seconds:.1f} s): {detail}")
+    (out_dir / "summary.json").write_text(json.dumps([r.__dict__ for r in results], indent=2), encoding="utf-8")
+    failed = [r for r in results if r.status != "ok"]
+    return failed[0].exit_code if failed else EXIT_OK
+
+
+def _worker_python(settings: dict[str, Any]) -> tuple[str, Path] | None:
+    """--worker-python, else the add-on's preferences when it is enabled, else the usual search."""
+    if settings["worker_python"]:
+        return "--worker-python", Path(settings["worker_python"])
+    try:
+        from ..ui.preferences import get_preferences, resolve_worker_python
+
+        return resolve_worker_python(get_preferences())
+    except (KeyError, AttributeError):  # run from scripts/photo3d_batch.py: the add-on is not enabled
+        return find_worker_python("", None)
+
+
+_cli_handle = None
+
+
+def register() -> None:
+    global _cli_handle
+    if hasattr(bpy.utils, "register_cli_command"):
+        _cli_handle = bpy.utils.register_cli_command("photo3d", run)
+
+
+def unregister() -> None:
+    global _cli_handle
+    if _cli_handle is not None:
+        bpy.utils.unregister_cli_command(_cli_handle)
+        _cli_handle = None
+
+
+def main() -> int:
+    """``python scripts/photo3d_batch.py ...`` with the bpy module."""
+    return run(sys.argv[1:])

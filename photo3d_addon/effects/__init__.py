@@ -1,0 +1,1 @@
+"""The effects room: parameters and layouts (bpy-free), the node groups, and building them into a scene."""

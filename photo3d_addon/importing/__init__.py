@@ -1,0 +1,1 @@
+"""The import room: the operator's choices (bpy-free), the one import service and the operator."""

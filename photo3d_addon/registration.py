@@ -1,0 +1,35 @@
+"""Registers the add-on with Blender: preferences, the import operator and its menus, the sidebar's settings,
+operators and panel, and the batch command. Imported only when Blender enables the extension.
+"""
+
+from __future__ import annotations
+
+import bpy
+
+from .batch import run as batch
+from .importing import operator as importing
+from .ui import operators, panels, preferences, properties
+from .worker.client import stop_shared_worker
+
+# Property groups before the classes that point at them; panels last.
+_classes = (*preferences.classes, *importing.classes, *properties.classes, *operators.classes, *panels.classes)
+
+
+def register() -> None:
+    for cls in _classes:
+        bpy.utils.register_class(cls)
+    properties.register()
+    for menu, entry in importing.MENUS:
+        menu.append(entry)
+    batch.register()
+
+
+def unregister() -> None:
+    # Only the add-on's own code goes: everything it built in the scene stays, and renders without it.
+    stop_shared_worker()
+    batch.unregister()
+    properties.unregister()
+    for menu, entry in importing.MENUS:
+        menu.remove(entry)
+    for cls in reversed(_classes):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,1 @@
+"""The render room: Eevee render settings and writing frames and videos."""

@@ -1,0 +1,1 @@
+"""The UI room: preferences, sidebar panels and their properties and operators."""
