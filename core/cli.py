@@ -15,12 +15,17 @@ from typing import Any
 
 from . import __version__
 from .errors import EXIT_CODES, InputError, Photo3DError, SignalReceived
-from .options import PipelineOptions, default_of, describe
+from .options import LIMITS, PipelineOptions, default_of, describe
 from .package import Manifest
 from .progress import STAGES, Progress
 from .safe_json import JSONRejected, json_kind, read_json_file
 
 MODELS_DIR_ENV = "PHOTO3D_MODELS_DIR"
+
+
+def _choices(option: str) -> list[str]:
+    """A flag's choices: the option's own (``core.options.LIMITS``)."""
+    return list(LIMITS[option].choices)
 
 
 def _help(text: str, option: str) -> str:
@@ -50,7 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("-o", "--output", required=True, help="package folder to write (replaced if a package)")
     convert.add_argument("--config", help="JSON file of options (same sections as the manifest's 'options')")
     convert.add_argument(
-        "--representation", choices=["mesh", "mpi"], help=_help("mesh layers or MPI planes", "geometry.representation")
+        "--representation",
+        choices=_choices("geometry.representation"),
+        help=_help("mesh layers or MPI planes", "geometry.representation"),
     )
     convert.add_argument("--layers", type=int, help=_help("maximum number of depth layers", "layers.max_layers"))
     convert.add_argument("--planes", type=int, help=_help("number of MPI planes", "geometry.mpi_planes"))
@@ -61,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("--depth-model", help=_help("transformers depth model id or local folder", "depth.model"))
     convert.add_argument("--depth", dest="depth_file", help="use this depth/disparity map instead of a model")
     convert.add_argument(
-        "--depth-kind", choices=["depth", "disparity"], help=_help("what --depth holds", "depth.depth_kind")
+        "--depth-kind", choices=_choices("depth.depth_kind"), help=_help("what --depth holds", "depth.depth_kind")
     )
     convert.add_argument(
         "--depth-scale", type=float, help=_help("divide stored values by this (Middlebury PGM: 4)", "depth.depth_scale")
@@ -76,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
         "--segment", help=_help("SAM model id or folder, or 'none' for the weights-free fallback", "segment.model")
     )
     convert.add_argument(
-        "--inpaint", choices=["lama", "telea", "ns"], help=_help("how hidden colour is filled", "inpaint.method")
+        "--inpaint", choices=_choices("inpaint.method"), help=_help("how hidden colour is filled", "inpaint.method")
     )
     convert.add_argument(
         "--lama-model",
@@ -94,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
         "--focal-px", type=float, help=_help("focal length in pixels (overrides EXIF)", "load.focal_px")
     )
     convert.add_argument(
-        "--device", choices=["auto", "cpu", "cuda"], help=_help("where networks run", "runtime.device")
+        "--device", choices=_choices("runtime.device"), help=_help("where networks run", "runtime.device")
     )
     convert.add_argument("--models-dir", help=f"folder of model weights (default ${MODELS_DIR_ENV})")
     online = convert.add_mutually_exclusive_group()

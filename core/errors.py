@@ -64,15 +64,28 @@ class SignalReceived(BaseException):
         return 128 + self.signum
 
 
-# Exit codes the CLI documents; 1 is an unexpected internal error.
+# The one exit-code table, for the CLI (``python -m core``) and the batch (``blender -b -c photo3d``).
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_BAD_INPUT = InputError.exit_code
+EXIT_MISSING_MODEL = ModelError.exit_code
+EXIT_OUTPUT = OutputError.exit_code
+EXIT_BAD_PACKAGE = PackageError.exit_code
+EXIT_WORKER = 6
+EXIT_RENDER = 7
+EXIT_CANCELLED = Cancelled.exit_code
 EXIT_CODES = {
-    0: "success",
-    1: "internal error (a bug: please report it with the log)",
-    2: "bad input (photo, depth map or option)",
-    3: "model or weights missing or unloadable",
-    4: "output cannot be written",
-    5: "invalid layer package",
+    EXIT_OK: "success",
+    EXIT_INTERNAL: "internal error (a bug: please report it with the log)",
+    EXIT_BAD_INPUT: "bad input (photo, depth map, option or setting)",
+    EXIT_MISSING_MODEL: "model or weights missing or unloadable",
+    EXIT_OUTPUT: "output cannot be written",
+    EXIT_BAD_PACKAGE: "invalid layer package",
+    EXIT_WORKER: "the worker could not start or stopped unexpectedly (batch)",
+    EXIT_RENDER: "rendering failed (batch)",
     129: "stopped by SIGHUP (nothing written)",
-    130: "cancelled (Ctrl-C)",
+    EXIT_CANCELLED: "cancelled (Ctrl-C)",
     143: "stopped by SIGTERM (nothing written)",
 }
+EXIT_FOR_ERROR_CODE = {cls.code: cls.exit_code for cls in (InputError, ModelError, OutputError, PackageError)}
+"""The worker's error codes (its ``error`` events) as exit codes; any other failure is ``EXIT_WORKER``."""

@@ -73,13 +73,15 @@ class HarmonizeOptions:
     boundary_weight: float = 1.0
     iterations: int = 30
     tolerance: float = 5e-4
-    grid_downsample: int = 2
-    """Solve on a grid this many times coarser, then slice back to full working resolution."""
     trust_depth_file: bool = True
     """A depth map the user supplies is usually sharp and metric: harmonize then only nudges it (data weights
     at least 4 inside masks and 2 at their edges, boundary weight at most 0.5). On Motorcycle and Cones with
     ground-truth depth the default weights moved exact disparities by 0.3-0.7 px and cost 1.7 dB in novel
     views."""
+
+
+RETIRED = frozenset({"harmonize.grid_downsample", "layers.feather_px"})
+"""Options earlier versions took but no stage ever read: accepted and ignored, so old config files still load."""
 
 
 @dataclass
@@ -89,8 +91,6 @@ class LayerOptions:
     """Masks may share a layer when their median disparities are within this many robust sigmas..."""
     min_gap: float = 0.02
     """...or closer than this share of the scene's disparity range."""
-    feather_px: float = 1.0
-    """Width of the anti-aliased alpha edge, in source pixels."""
 
 
 @dataclass
@@ -153,6 +153,8 @@ class PipelineOptions:
             section = getattr(options, section_name)
             known = [f.name for f in dataclasses.fields(section)]
             for key, value in values.items():
+                if f"{section_name}.{key}" in RETIRED:
+                    continue  # an older config or add-on may still send it; it never changed anything
                 if not isinstance(key, str) or key not in known:
                     expected = ", ".join(known)
                     raise InputError(f"unknown option {section_name}.{short_repr(key)}; expected one of {expected}")
@@ -242,12 +244,10 @@ LIMITS: dict[str, Limit] = {
     # The coarse levels run at least 60 iterations anyway; 500 with tolerance 0 took 2.7 s at 1024 px.
     "harmonize.iterations": _between(1, 500),
     "harmonize.tolerance": _between(0.0, 1.0),
-    "harmonize.grid_downsample": _between(1, 16),
     "harmonize.trust_depth_file": SWITCH,
     "layers.max_layers": _between(1, 32),
     "layers.overlap_factor": _between(0.0, 10.0),
     "layers.min_gap": _between(0.0, 1.0),
-    "layers.feather_px": _between(0.0, 64.0),
     "inpaint.method": _one_of("lama", "telea", "ns"),
     "inpaint.lama_model": TEXT,
     "inpaint.band_fraction": _between(0.0, 1.0),

@@ -59,7 +59,7 @@ def test_default_choices_use_the_models(mods):
     [
         ({"depth_source": "FILE", "depth_file": "/nowhere/depth.npy"}, "depth file"),
         ({"depth_source": "FILE", "depth_file": ""}, "none chosen"),
-        ({"layers": 0}, "between 1 and 16"),
+        ({"layers": 0}, "between 1 and 32"),
         ({"quality": "ULTRA"}, "unknown quality"),
         ({"focal_px": -3.0}, "focal length must be positive"),
     ],

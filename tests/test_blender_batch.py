@@ -116,3 +116,99 @@ def test_bad_settings_and_no_photos_are_bad_input(tmp_path):
     settings.write_text(json.dumps({"effects": [{"kind": "rain", "amount": 4}]}))
     run = _batch("x.png", "--settings", str(settings))
     assert run.returncode == 2 and "rain amount must be between 0 and 1" in run.stdout
+
+
+def test_package_renders_an_existing_package_without_a_worker(photos, tmp_path):
+    """``--package DIR``: a package converted elsewhere (here by the CLI) is built and rendered; no worker is
+    needed (its Python points nowhere), and a folder that is not a package fails with exit 5."""
+    package = tmp_path / "pkg"
+    convert = subprocess.run(
+        [sys.executable, "-m", "core", "convert", str(photos / "motorcycle.png"), "-o", str(package),
+         "--depth", str(photos / "motorcycle.npy"), "--segment", "none", "--work-size", "320", "--quiet"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert convert.returncode == 0, convert.stderr
+    out = tmp_path / "out"
+    env = {"PHOTO3D_WORKER_PYTHON": str(tmp_path / "no-python-here")}
+    run = _batch_env(env, "--package", str(package), "--out", str(out), "--frames", "2", "--quality", "PREVIEW",
+                     "--samples", "1", "--no-blend")  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    clip = bpy.data.movieclips.load(str(out / "motorcycle.mp4"))
+    try:
+        assert clip.frame_duration == 2
+    finally:
+        bpy.data.movieclips.remove(clip)
+    assert not (out / "packages").exists()  # nothing was converted
+
+    not_a_package = tmp_path / "notes"
+    not_a_package.mkdir()
+    (not_a_package / "readme.txt").write_text("hello")
+    run = _batch_env(env, "--package", str(not_a_package), "--out", str(tmp_path / "out2"), "--frames", "2")
+    assert run.returncode == 5 and "not a Photo3D layer package" in run.stdout, run.stdout
+    summary = json.loads((tmp_path / "out2" / "summary.json").read_text())
+    assert [(r["status"], r["exit_code"]) for r in summary] == [("failed", 5)]
+
+
+def _children(pid: int) -> set[int]:
+    """Every process below ``pid`` (Linux /proc)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc to find the worker")
+def test_sigterm_mid_batch_stops_cleanly(photos, tmp_path):
+    """SIGTERM while the worker converts: the batch exits 143 within seconds, the worker is gone, and nothing
+    half-written is left (no package, no staging folder, no video, no .blend); the summary says so."""
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    env = dict(os.environ, PHOTO3D_WORKER_PYTHON=sys.executable)
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "photo3d_batch.py"), str(photos / "motorcycle.png"),
+         str(photos / "motorcycle.png"), "--out", str(out), "--depth", str(photos), "--frames", "2",
+         "--no-segmentation"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
+    )  # fmt: skip
+    said = []
+    try:
+        for line in process.stdout:
+            said.append(line)
+            if "motorcycle.png: " in line and "(" in line and "starting" not in line:
+                break  # a stage of the conversion is running in the worker
+        workers = _children(process.pid)
+        assert workers, "".join(said)
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        rest, _ = process.communicate(timeout=60)
+        said.append(rest)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    text = "".join(said)
+    assert process.returncode == 143, text
+    assert time.monotonic() - started < 30
+    time.sleep(0.5)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()], "the worker outlived the batch"
+    leftovers = sorted(p.name for p in out.rglob("*") if p.name != "summary.json")
+    assert leftovers in ([], ["packages"]), leftovers
+    summary = json.loads((out / "summary.json").read_text())
+    assert [(r["status"], r["exit_code"]) for r in summary] == [("cancelled", 143)]
+    assert "stopped (exit 143)" in text
+
+
+def _batch_env(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "photo3d_batch.py"), *args],
+        capture_output=True, text=True, timeout=600, env=dict(os.environ, **env), cwd=ROOT,
+    )  # fmt: skip

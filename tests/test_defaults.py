@@ -65,8 +65,13 @@ def test_effect_defaults_are_the_kinds():
 
 
 # -- Blender: the operator's, the preferences', the sidebar's and the batch's defaults -------------------------
+def _rna(cls):
+    """The RNA holding a class's properties (an operator's are on its operator type, not the class)."""
+    return cls.get_rna_type() if hasattr(cls, "get_rna_type") else cls.bl_rna
+
+
 def _rna_default(cls, name: str):
-    prop = cls.bl_rna.properties[name]
+    prop = _rna(cls).properties[name]
     if prop.type == "ENUM":
         return prop.default
     if getattr(prop, "is_array", False):
@@ -75,7 +80,7 @@ def _rna_default(cls, name: str):
 
 
 def _enum_ids(cls, name: str) -> list[str]:
-    return [item.identifier for item in cls.bl_rna.properties[name].enum_items]
+    return [item.identifier for item in _rna(cls).properties[name].enum_items]
 
 
 @pytest.mark.blender
@@ -85,7 +90,7 @@ def test_operator_preferences_sidebar_and_batch_agree(photo3d_extension):
     from tests.blender_support import EXTENSION, addon_module
 
     defaults = addon_module("photo3d_addon.importing.choices").DEFAULTS
-    operator = bpy.types.PHOTO3D_OT_import_image
+    operator = bpy.ops.photo3d.import_image
     prefs = type(bpy.context.preferences.addons[EXTENSION].preferences)
     for name in ("representation", "layers", "quality", "inpaint", "segmentation", "depth_kind", "depth_scale"):
         assert _rna_default(operator, name) == getattr(defaults, name), name
@@ -93,7 +98,7 @@ def test_operator_preferences_sidebar_and_batch_agree(photo3d_extension):
         assert _rna_default(prefs, f"default_{name}") == getattr(defaults, name), name
     assert _rna_default(prefs, "device") == defaults.device
     for cls, name in ((operator, "layers"), (prefs, "default_layers")):
-        prop = cls.bl_rna.properties[name]
+        prop = _rna(cls).properties[name]
         assert (prop.hard_min, prop.hard_max) == (LIMITS["layers.max_layers"].low, LIMITS["layers.max_layers"].high)
     assert sorted(i.lower() for i in _enum_ids(operator, "inpaint")) == sorted(LIMITS["inpaint.method"].choices)
     assert _enum_ids(prefs, "device") == list(LIMITS["runtime.device"].choices)
@@ -123,3 +128,11 @@ def test_operator_preferences_sidebar_and_batch_agree(photo3d_extension):
     assert (batch["path"], batch["frames"], batch["loop"]) == (path.preset, path.duration_frames, path.loop)
     assert (batch["resolution"], batch["fps"], batch["quality"]) == (render.resolution, render.fps, render.quality)
     assert (batch["output"], batch["motion_blur"]) == (render.output, render.motion_blur)
+
+
+def test_retired_options_still_load_and_change_nothing():
+    """``harmonize.grid_downsample`` and ``layers.feather_px`` were never read by a stage: they are gone, and an
+    old config or add-on that still sends them loads with the same options as without them."""
+    old = PipelineOptions.from_dict({"harmonize": {"grid_downsample": 4}, "layers": {"feather_px": 2.0}})
+    assert old.to_dict() == PipelineOptions().to_dict()
+    assert "grid_downsample" not in old.to_dict()["harmonize"] and "feather_px" not in old.to_dict()["layers"]

@@ -8,10 +8,14 @@ the batch; the exit code tells what went wrong first.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
+import shutil
+import signal
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field, replace
@@ -20,17 +24,42 @@ from typing import Any
 
 import bpy
 
-from ...core.errors import PackageError
+from ...core.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_BAD_PACKAGE,
+    EXIT_CANCELLED,
+    EXIT_FOR_ERROR_CODE,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_RENDER,
+    EXIT_WORKER,
+    PackageError,
+    SignalReceived,
+)
 from ...core.options import LIMITS as OPTION_LIMITS
 from ...core.options import MAX_TEXT_CHARS, format_number
 from ...core.package import read_package
 from ...core.safe_json import JSONRejected, read_json_file, short_repr
 from ..effects.build import apply_effects
 from ..effects.params import EffectError, parse_effects
-from ..importing.choices import MAX_LAYERS, ChoiceError, ImportChoices, check_image_path, pipeline_options
+from ..importing.choices import DEFAULTS as IMPORT
+from ..importing.choices import (
+    DEPTH_KINDS,
+    DEVICES,
+    INPAINTS,
+    MAX_LAYERS,
+    MIN_LAYERS,
+    REPRESENTATIONS,
+    ChoiceError,
+    ImportChoices,
+    check_image_path,
+    pipeline_options,
+)
+from ..importing.service import ImportService
 from ..motion.keyframes import apply_preset
 from ..motion.paths import DEFAULTS as PATH_DEFAULTS
 from ..motion.paths import MAX_AMPLITUDE, PRESETS, check_amplitude
+from ..render.settings import DEFAULTS as RENDER
 from ..render.settings import (
     FRAME_RATES,
     OUTPUTS,
@@ -42,24 +71,10 @@ from ..render.settings import (
     render_frames,
 )
 from ..scene.builder import BuildSettings, build_scene, remove_photo_collection
-from ..scene.photo_scene import SOURCE_KEY
-from ..worker.client import WorkerError, shared_worker, stop_shared_worker
+from ..scene.photo_scene import SOURCE_KEY, PhotoScene
+from ..worker.client import shared_worker, stop_shared_worker
 from ..worker.environment import find_worker_python, missing_worker_message
-from ..worker.job import ImportJob, package_dir_for
-
-EXIT_OK = 0
-EXIT_INTERNAL = 1
-"""A bug (an unexpected exception) while one photo was processed; the batch goes on with the next."""
-EXIT_BAD_INPUT = 2
-EXIT_MISSING_MODEL = 3
-EXIT_WORKER = 4
-EXIT_RENDER = 5
-# The worker's error codes, mapped to the batch's exit codes.
-_JOB_EXIT = {"bad_input": EXIT_BAD_INPUT, "missing_model": EXIT_MISSING_MODEL}
-REPRESENTATIONS = ("MESH", "MPI")
-DEPTH_KINDS = ("DEPTH", "DISPARITY")
-INPAINTS = ("TELEA", "NS", "LAMA")
-DEVICES = ("auto", "cpu", "cuda")
+from ..worker.task import run_blocking
 
 
 @dataclass
@@ -84,20 +99,30 @@ def build_parser() -> argparse.ArgumentParser:
         description="Turn photos into layered 3D scenes and render them, headless.",
     )
     parser.add_argument("photos", nargs="*", help="photos to convert (one scene each)")
+    parser.add_argument(
+        "--package",
+        dest="packages",
+        action="append",
+        metavar="DIR",
+        help="render an existing layer package instead of converting a photo (repeat for several): a GPU "
+        "machine converts, a render node renders",
+    )
     parser.add_argument("--out", type=Path, help="output folder (default: photo3d_out)")
     parser.add_argument("--settings", type=Path, help="JSON file with any of these options (flags override it)")
     parser.add_argument("--blend", action=argparse.BooleanOptionalAction, default=None, help="save a .blend")
     parser.add_argument("--video", action=argparse.BooleanOptionalAction, default=None, help="render the frames")
-    parser.add_argument("--output", choices=OUTPUTS, help="MP4 video (default) or PNG frames")
-    parser.add_argument("--resolution", choices=list(RESOLUTIONS), help="output size (default PHOTO)")
-    parser.add_argument("--fps", type=int, choices=FRAME_RATES, help="frame rate (default 24)")
-    parser.add_argument("--frames", type=int, help="number of frames (default 120)")
-    parser.add_argument("--quality", choices=list(QUALITY), help="PREVIEW or FINAL (default)")
+    parser.add_argument("--output", choices=OUTPUTS, help=f"MP4 video or PNG frames (default {RENDER.output})")
+    parser.add_argument("--resolution", choices=list(RESOLUTIONS), help=f"output size (default {RENDER.resolution})")
+    parser.add_argument("--fps", type=int, choices=FRAME_RATES, help=f"frame rate (default {RENDER.fps})")
+    parser.add_argument("--frames", type=int, help=f"number of frames (default {PATH_DEFAULTS.duration_frames})")
+    parser.add_argument("--quality", choices=list(QUALITY), help=f"render quality (default {RENDER.quality})")
     parser.add_argument("--samples", type=int, help="Eevee samples, overriding the quality's")
     parser.add_argument(
         "--motion-blur", action=argparse.BooleanOptionalAction, default=None, help="Eevee motion blur (default on)"
     )
-    parser.add_argument("--path", choices=["NONE", *PRESETS], help="camera path preset (default SWING_H)")
+    parser.add_argument(
+        "--path", choices=["NONE", *PRESETS], help=f"camera path preset (default {PATH_DEFAULTS.preset})"
+    )
     parser.add_argument("--amplitude", type=float, help="path amplitude (default: safe for the inpainted band)")
     parser.add_argument("--loop", action=argparse.BooleanOptionalAction, default=None, help="seamless loop")
     parser.add_argument(
@@ -109,13 +134,17 @@ def build_parser() -> argparse.ArgumentParser:
         "e.g. rain:amount=0.8:wind=0.3 (options: amount, speed, size, colour=r,g,b, wind, near, far, seed); "
         "repeat for several",
     )
-    parser.add_argument("--representation", choices=REPRESENTATIONS, help="mesh layers (default) or MPI planes")
-    parser.add_argument("--layers", type=int, help="most depth layers")
+    parser.add_argument(
+        "--representation",
+        choices=REPRESENTATIONS,
+        help=f"mesh layers or MPI planes (default {IMPORT.representation})",
+    )
+    parser.add_argument("--layers", type=int, help=f"most depth layers (default {IMPORT.layers})")
     parser.add_argument("--depth", type=Path, help="a depth file for a single photo, or a folder of <stem>.npy/.png")
     parser.add_argument("--focal-px", type=float, help="focal length in pixels, for calibrated photos")
     parser.add_argument("--depth-kind", choices=DEPTH_KINDS, help="what depth files hold")
     parser.add_argument("--no-segmentation", dest="segmentation", action="store_false", default=None)
-    parser.add_argument("--inpaint", choices=INPAINTS, help="how hidden parts are filled")
+    parser.add_argument("--inpaint", choices=INPAINTS, help=f"how hidden parts are filled (default {IMPORT.inpaint})")
     parser.add_argument("--worker-python", help="Python with the worker's packages (default: found as in Blender)")
     parser.add_argument("--models-dir", help="folder of model weights")
     parser.add_argument("--device", choices=DEVICES)
@@ -126,29 +155,32 @@ DEFAULTS: dict[str, Any] = {
     "out": "photo3d_out",
     "blend": True,
     "video": True,
-    "output": "MP4",
-    "resolution": "PHOTO",
-    "fps": 24,
-    "frames": 120,
-    "quality": "FINAL",
+    "output": RENDER.output,
+    "resolution": RENDER.resolution,
+    "fps": RENDER.fps,
+    "frames": PATH_DEFAULTS.duration_frames,
+    "quality": RENDER.quality,
     "samples": None,
-    "motion_blur": True,
-    "path": "SWING_H",
+    "motion_blur": RENDER.motion_blur,
+    "path": PATH_DEFAULTS.preset,
     "amplitude": None,
-    "loop": True,
+    "loop": PATH_DEFAULTS.loop,
     "effects": [],
-    "representation": "MESH",
-    "layers": 5,
+    "representation": IMPORT.representation,
+    "layers": IMPORT.layers,
     "depth": None,
-    "depth_kind": "DEPTH",
+    "depth_kind": IMPORT.depth_kind,
     "focal_px": 0.0,
-    "segmentation": True,
-    "inpaint": "TELEA",
+    "segmentation": IMPORT.segmentation,
+    "inpaint": IMPORT.inpaint,
     "worker_python": None,
     "models_dir": None,
-    "device": "auto",
+    "device": IMPORT.device,
     "photos": [],
+    "packages": [],
 }
+"""The batch's settings when nothing is given: the add-on's defaults (``importing.choices``, ``motion.paths``,
+``render.settings``), never numbers of its own."""
 
 
 @dataclass(frozen=True)
@@ -190,7 +222,7 @@ SETTING_RULES: dict[str, Rule] = {
     "loop": Rule("bool"),
     "effects": Rule("list"),
     "representation": Rule("choice", choices=REPRESENTATIONS),
-    "layers": Rule("int", 1, MAX_LAYERS),
+    "layers": Rule("int", MIN_LAYERS, MAX_LAYERS),
     "depth": Rule("text", optional=True),
     "depth_kind": Rule("choice", choices=DEPTH_KINDS),
     # 0 (or null) means from EXIF or the default field of view; otherwise the pipeline's own range.
@@ -201,6 +233,7 @@ SETTING_RULES: dict[str, Rule] = {
     "models_dir": Rule("text", optional=True),
     "device": Rule("choice", choices=DEVICES),
     "photos": Rule("texts"),
+    "packages": Rule("texts"),
 }
 if set(SETTING_RULES) != set(DEFAULTS):  # a setting without a rule would pass unchecked
     raise TypeError(f"batch settings without a rule: {sorted(set(DEFAULTS) ^ set(SETTING_RULES))}")
@@ -312,8 +345,8 @@ def resolve_settings(argv: list[str]) -> dict[str, Any]:
             settings[key] = value
             origin[key] = _flag(key)
     check_settings(settings, origin)
-    if not settings["photos"]:
-        raise PhotoFailed(EXIT_BAD_INPUT, "no photos given")
+    if not settings["photos"] and not settings["packages"]:
+        raise PhotoFailed(EXIT_BAD_INPUT, "no photos or packages given")
     return settings
 
 
@@ -351,81 +384,161 @@ def _clear_scene(scene: bpy.types.Scene) -> None:
             data.remove(block)
 
 
-def convert_one(photo: Path, settings: dict[str, Any], out_dir: Path, python: str) -> PhotoResult:
-    """Convert, build, render and save one photo; failures become a PhotoResult, never an exception."""
-    started = time.monotonic()
-    result = PhotoResult(str(photo))
+class _Stop:
+    """SIGTERM (and SIGHUP) during a batch: the photo in flight is cancelled, its outputs removed, the worker
+    stopped, and the batch exits 128 + the signal. The handler raises ``SignalReceived`` where Python runs next;
+    inside a render, where Blender swallows exceptions of its handlers, ``signum`` is checked afterwards."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def handle(self, signum: int, frame: object) -> None:
+        self.signum = signum
+        raise SignalReceived(signum)
+
+    def check(self) -> None:
+        if self.signum is not None:
+            raise SignalReceived(self.signum)
+
+    @contextlib.contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield self  # signals are only delivered to the main thread; nothing to install
+            return
+        signals = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+        previous = {sig: signal.signal(sig, self.handle) for sig in signals}
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+_stop = _Stop()
+
+
+def _choices_for(photo: Path, settings: dict[str, Any]) -> ImportChoices:
+    return ImportChoices(
+        representation=settings["representation"],
+        layers=int(settings["layers"]),
+        depth_source="FILE" if settings["depth"] else "MODEL",
+        depth_file=_depth_for(photo, settings["depth"]),
+        depth_kind=settings["depth_kind"],
+        focal_px=float(settings["focal_px"] or 0.0),
+        segmentation=bool(settings["segmentation"]),
+        inpaint=settings["inpaint"],
+        device=settings["device"],
+        models_dir=settings["models_dir"] or "",
+    )
+
+
+def _convert(photo: Path, settings: dict[str, Any], out_dir: Path, python: str) -> Path:
+    """The photo through the import service (the one the import operator uses), blocking; its package."""
+    check_image_path(str(photo))
+    options = pipeline_options(_choices_for(photo, settings))
+    service = ImportService([photo], options, out_dir / "packages", lambda: shared_worker(python))
+    last = [""]
+
+    def show(share: float, text: str) -> None:
+        stage = text.split(": ", 1)[-1].rsplit(" ", 1)[0]
+        if stage and stage != "starting" and stage != last[0]:
+            _say(f"{photo.name}: {stage} ({share:.0%})")
+            last[0] = stage
+
+    run_blocking(service, on_progress=show)
+    (outcome,) = service.outcomes
+    if not outcome.ok:
+        code = EXIT_FOR_ERROR_CODE.get(outcome.state.error_code or "", EXIT_WORKER)
+        raise PhotoFailed(code, outcome.state.describe_error())
+    return outcome.package
+
+
+def _outputs(
+    package_dir: Path, photo: Path | None, settings: dict[str, Any], out_dir: Path, result: PhotoResult
+) -> None:
+    """Build the scene of ``package_dir``, move the camera, add the effects, render and save. Anything that
+    stops it half-way (an error, a signal) removes what it had written for this photo."""
     scene = bpy.context.scene
     try:
-        check_image_path(str(photo))
-        choices = ImportChoices(
-            representation=settings["representation"],
-            layers=int(settings["layers"]),
-            depth_source="FILE" if settings["depth"] else "MODEL",
-            depth_file=_depth_for(photo, settings["depth"]),
-            depth_kind=settings["depth_kind"],
-            focal_px=float(settings["focal_px"] or 0.0),
-            segmentation=bool(settings["segmentation"]),
-            inpaint=settings["inpaint"],
-            device=settings["device"],
-            models_dir=settings["models_dir"] or "",
-        )
-        options = pipeline_options(choices)
-        try:
-            client = shared_worker(python)
-        except WorkerError as exc:
-            raise PhotoFailed(EXIT_WORKER, str(exc)) from exc
-        job = ImportJob(client, str(photo), str(package_dir_for(photo, out_dir / "packages")), options)
-        job.start()
-        last = [""]
-
-        def show(state) -> None:
-            if state.stage and state.stage != last[0]:
-                _say(f"{photo.name}: {state.stage} ({state.overall:.0%})")
-                last[0] = state.stage
-
-        state = job.wait(on_progress=show)
-        if state.status != "done":
-            raise PhotoFailed(_JOB_EXIT.get(state.error_code or "", EXIT_WORKER), state.describe_error())
-        _clear_scene(scene)
-        try:
-            package = read_package(state.package)
-        except PackageError as exc:  # the worker wrote it, so this is the worker's failure, not the photo's
+        package = read_package(package_dir)
+    except PackageError as exc:
+        if photo is not None:  # the worker wrote it, so this is the worker's failure, not the photo's
             raise PhotoFailed(EXIT_WORKER, f"the worker's package cannot be read: {exc}") from exc
-        imported = build_scene(package, scene, BuildSettings(photo=str(photo)))
-        scene.frame_start, scene.frame_end = 1, max(1, int(settings["frames"]))
-        _say(f"{photo.name}: scene built")
-        if settings["path"] != "NONE":
-            path = replace(
-                PATH_DEFAULTS,
-                preset=settings["path"],
-                amplitude=settings["amplitude"],
-                duration_frames=scene.frame_end,
-                loop=bool(settings["loop"]),
-                fps=float(settings["fps"]),
-            )
-            try:
-                apply_preset(imported, path, scene, frame_start=1)
-            except ValueError as exc:
-                raise PhotoFailed(EXIT_BAD_INPUT, f"camera path {settings['path']}: {exc}") from exc
-            scene.frame_start, scene.frame_end = 1, max(1, int(settings["frames"]))
-            _say(f"{photo.name}: camera path {settings['path']}")
-        effects = parse_effects(settings["effects"])
-        if effects:
-            try:
-                apply_effects(imported, effects)
-            except ValueError as exc:
-                raise PhotoFailed(EXIT_BAD_INPUT, f"effects: {exc}") from exc
-            _say(f"{photo.name}: effects {', '.join(e.kind.lower() for e in effects)}")
-        stem = photo.stem
+        raise PhotoFailed(EXIT_BAD_PACKAGE, str(exc)) from exc
+    stem = photo.stem if photo is not None else (Path(package.manifest.source.path).stem or package_dir.name)
+    name = photo.name if photo is not None else package_dir.name
+    _clear_scene(scene)
+    imported = build_scene(package, scene, BuildSettings(photo=str(photo) if photo is not None else None))
+    scene.frame_start, scene.frame_end = 1, max(1, int(settings["frames"]))
+    _say(f"{name}: scene built")
+    _animate(imported, settings, name)
+    written = [out_dir / f"{stem}.mp4", out_dir / f"{stem}_frames", out_dir / f"{stem}.blend"]
+    try:
         if settings["video"]:
             result.outputs += [str(p) for p in _render(scene, settings, out_dir, stem)]
+            _stop.check()
         if settings["blend"]:
             blend = out_dir / f"{stem}.blend"
             bpy.ops.wm.save_as_mainfile(filepath=str(blend), copy=True, check_existing=False)
+            _stop.check()
             result.outputs.append(str(blend))
-            _say(f"{photo.name}: saved {blend}")
+            _say(f"{name}: saved {blend}")
+    except BaseException:
+        result.outputs = []
+        for path in written:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        raise
+
+
+def _animate(imported: PhotoScene, settings: dict[str, Any], name: str) -> None:
+    scene = bpy.context.scene
+    if settings["path"] != "NONE":
+        path = replace(
+            PATH_DEFAULTS,
+            preset=settings["path"],
+            amplitude=settings["amplitude"],
+            duration_frames=scene.frame_end,
+            loop=bool(settings["loop"]),
+            fps=float(settings["fps"]),
+        )
+        try:
+            apply_preset(imported, path, scene, frame_start=1)
+        except ValueError as exc:
+            raise PhotoFailed(EXIT_BAD_INPUT, f"camera path {settings['path']}: {exc}") from exc
+        scene.frame_start, scene.frame_end = 1, max(1, int(settings["frames"]))
+        _say(f"{name}: camera path {settings['path']}")
+    effects = parse_effects(settings["effects"])
+    if effects:
+        try:
+            apply_effects(imported, effects)
+        except ValueError as exc:
+            raise PhotoFailed(EXIT_BAD_INPUT, f"effects: {exc}") from exc
+        _say(f"{name}: effects {', '.join(e.kind.lower() for e in effects)}")
+
+
+def convert_one(photo: Path, settings: dict[str, Any], out_dir: Path, python: str) -> PhotoResult:
+    """Convert, build, render and save one photo; failures become a PhotoResult, never an exception."""
+    return _one(str(photo), lambda result: _outputs(_convert(photo, settings, out_dir, python), photo, settings,
+                                                     out_dir, result))  # fmt: skip
+
+
+def render_package(package_dir: Path, settings: dict[str, Any], out_dir: Path) -> PhotoResult:
+    """Build, render and save an existing package (``--package``); no worker is started."""
+    return _one(str(package_dir), lambda result: _outputs(package_dir, None, settings, out_dir, result))
+
+
+def _one(item: str, work) -> PhotoResult:
+    started = time.monotonic()
+    result = PhotoResult(item)
+    try:
+        work(result)
     except ChoiceError as exc:
+        result.status, result.exit_code, result.message = "failed", EXIT_BAD_INPUT, str(exc)
+    except EffectError as exc:
         result.status, result.exit_code, result.message = "failed", EXIT_BAD_INPUT, str(exc)
     except PhotoFailed as exc:
         result.status, result.exit_code, result.message = "failed", exc.code, str(exc)
@@ -460,9 +573,10 @@ def _render(scene: bpy.types.Scene, settings: dict[str, Any], out_dir: Path, ste
         _say(f"{stem}: frame {done}/{total}")
 
     try:
-        written = render_frames(scene, on_frame=frame_done)
+        written = render_frames(scene, on_frame=frame_done, should_stop=lambda: _stop.signum is not None)
     except RuntimeError as exc:  # bpy.ops errors arrive as RuntimeError
         raise RenderError(f"render failed: {exc}") from exc
+    _stop.check()
     if settings["output"] == "MP4":
         # Blender names a video after its frame range; one video per photo reads better as <photo>.mp4.
         video = out_dir / f"{stem}.mp4"
@@ -472,7 +586,8 @@ def _render(scene: bpy.types.Scene, settings: dict[str, Any], out_dir: Path, ste
 
 
 def run(argv: list[str]) -> int:
-    """The batch's entry point: returns 0 when every photo worked, else the first failure's code."""
+    """The batch's entry point: 0 when every photo and package worked, else the first failure's code; a signal
+    or Ctrl-C stops it cleanly (the photo in flight cancelled, nothing half-written) with 128 + the signal."""
     try:
         settings = resolve_settings(argv)
     except PhotoFailed as exc:
@@ -480,7 +595,7 @@ def run(argv: list[str]) -> int:
         return exc.code
     except SystemExit as exc:  # argparse: --help or a usage error
         return int(exc.code or 0)
-    found = _worker_python(settings)
+    found = _worker_python(settings) if settings["photos"] else ("", Path())
     if not found:
         _say(f"error: {missing_worker_message()}")
         return EXIT_WORKER
@@ -490,22 +605,36 @@ def run(argv: list[str]) -> int:
     except OSError as exc:
         _say(f"error: cannot create the output folder {out_dir}: {exc}")
         return EXIT_BAD_INPUT
-    results = []
-    try:
-        for photo in settings["photos"]:
-            _say(f"{photo}: starting")
-            result = convert_one(Path(photo).absolute(), settings, out_dir, str(found[1]))
-            if result.status != "ok":
-                _say(f"{Path(photo).name}: FAILED (exit {result.exit_code}): {result.message}")
-            results.append(result)
-    finally:
-        stop_shared_worker()
+    work = [("photo", Path(p).absolute()) for p in settings["photos"]]
+    work += [("package", Path(p).absolute()) for p in settings["packages"]]
+    results: list[PhotoResult] = []
+    stopped: int | None = None
+    _stop.signum = None
+    with _stop.installed():
+        try:
+            for kind, item in work:
+                _say(f"{item}: starting")
+                if kind == "photo":
+                    result = convert_one(item, settings, out_dir, str(found[1]))
+                else:
+                    result = render_package(item, settings, out_dir)
+                if result.status != "ok":
+                    _say(f"{item.name}: FAILED (exit {result.exit_code}): {result.message}")
+                results.append(result)
+        except (SignalReceived, KeyboardInterrupt) as exc:
+            stopped = exc.exit_code if isinstance(exc, SignalReceived) else EXIT_CANCELLED
+            results.append(PhotoResult(str(item), "cancelled", stopped, "stopped before it finished"))
+        finally:
+            stop_shared_worker()
     ok = [r for r in results if r.status == "ok"]
-    _say(f"summary: {len(ok)} of {len(results)} photos succeeded")
+    _say(f"summary: {len(ok)} of {len(results)} {'photos' if not settings['packages'] else 'items'} succeeded")
     for r in results:
         detail = ", ".join(r.outputs) if r.status == "ok" else r.message
-        _say(f"  {'ok    ' if r.status == 'ok' else 'failed'} {r.photo} ({r.seconds:.1f} s): {detail}")
+        _say(f"  {r.status:<9} {r.photo} ({r.seconds:.1f} s): {detail}")
     (out_dir / "summary.json").write_text(json.dumps([r.__dict__ for r in results], indent=2), encoding="utf-8")
+    if stopped is not None:
+        _say(f"stopped (exit {stopped}): the item in flight was cancelled and left nothing behind")
+        return stopped
     failed = [r for r in results if r.status != "ok"]
     return failed[0].exit_code if failed else EXIT_OK
 

@@ -61,8 +61,7 @@ def _particle_object(
     material = sprite_material(label, layout, additive=additive, fog=None if additive else fog)
     mesh.materials.append(material)
     set_particle_inputs(modifier, layout, layout.origin_depth, material)
-    if hasattr(obj, "visible_shadow"):
-        obj.visible_shadow = False
+    obj.visible_shadow = False
     collection.objects.link(obj)
     obj.parent = root
     return obj

@@ -259,13 +259,10 @@ def sprite_material(name: str, layout: ParticleLayout, additive: bool, fog: bpy.
         t.feed(mix.inputs[1], transparent.outputs[0])
         t.feed(mix.inputs[2], emission.outputs[0])
         t.feed(output.inputs["Surface"], mix.outputs[0])
-    if hasattr(material, "surface_render_method"):
-        material.surface_render_method = "BLENDED" if additive else "DITHERED"
-    else:  # pragma: no cover - legacy Eevee
-        material.blend_method = "BLEND" if additive else "HASHED"
+    # Eevee Next (Blender 4.2+, the manifest's minimum): additive halos blend, other sprites dither.
+    material.surface_render_method = "BLENDED" if additive else "DITHERED"
     material.use_backface_culling = False
-    if hasattr(material, "use_transparent_shadow"):
-        material.use_transparent_shadow = True
+    material.use_transparent_shadow = True
     return material
 
 

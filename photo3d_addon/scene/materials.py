@@ -11,12 +11,9 @@ import bpy
 
 
 def _render_method(material: bpy.types.Material, opaque: bool) -> None:
-    if hasattr(material, "surface_render_method"):  # Eevee Next (4.2+)
-        # Blended surfaces composite exactly (sorted by object origin); the opaque backdrop writes depth so
-        # particles and fog behind nearer layers are hidden correctly.
-        material.surface_render_method = "DITHERED" if opaque else "BLENDED"
-    else:  # pragma: no cover - legacy Eevee
-        material.blend_method = "OPAQUE" if opaque else "BLEND"
+    # Eevee Next (Blender 4.2+, the manifest's minimum). Blended surfaces composite exactly (sorted by object
+    # origin); the opaque backdrop writes depth so particles and fog behind nearer layers are hidden correctly.
+    material.surface_render_method = "DITHERED" if opaque else "BLENDED"
     material.use_backface_culling = False
 
 

@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
+from ...core.errors import SignalReceived
+
 
 @runtime_checkable
 class Task(Protocol):
@@ -38,8 +40,9 @@ def run_blocking(
     interval: float = 0.05,
     cancelled: threading.Event | None = None,
 ) -> None:
-    """Run ``task`` to its end on this thread (background mode). Ctrl-C, or ``cancelled`` being set (a signal
-    handler sets it), cancels the task, waits for its clean-up, and re-raises ``KeyboardInterrupt``."""
+    """Run ``task`` to its end on this thread (background mode). Ctrl-C, a signal turned into
+    ``SignalReceived``, or ``cancelled`` being set cancels the task, waits for its clean-up, and re-raises
+    (``KeyboardInterrupt`` for ``cancelled``)."""
     task.start()
     last = None
     try:
@@ -50,7 +53,7 @@ def run_blocking(
                 last = task.status
                 on_progress(*last)
             time.sleep(interval)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SignalReceived):
         task.cancel()
         wait_for_cleanups()
         raise
