@@ -20,7 +20,7 @@ from .harmonize import harmonize_depth
 from .inpaint import LayerFill, inpaint_layers
 from .layers import Layer, build_layers
 from .load import LoadedImage, load_image
-from .models import ModelCache, check_models
+from .models import SEGMENTATION_WITHOUT_WEIGHTS, ModelCache, check_models
 from .options import HarmonizeOptions, PipelineOptions
 from .package import FORMAT_NAME, FORMAT_VERSION, Manifest, save_mesh_file, write_package_atomically
 from .progress import Progress
@@ -140,7 +140,7 @@ def _models_used(options: PipelineOptions, depth: DepthResult) -> dict[str, str]
     segment = options.segment.model
     return {
         "depth": depth.source,
-        "segmentation": "superpixel (weights-free)" if segment in ("none", "superpixel") else segment,
+        "segmentation": "superpixel (weights-free)" if segment in SEGMENTATION_WITHOUT_WEIGHTS else segment,
         "inpaint": options.inpaint.lama_model
         if options.inpaint.method == "lama"
         else f"opencv-{options.inpaint.method}",

@@ -166,9 +166,11 @@ def _children(pid: int) -> set[int]:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc to find the worker")
-def test_sigterm_mid_batch_stops_cleanly(photos, tmp_path):
-    """SIGTERM while the worker converts: the batch exits 143 within seconds, the worker is gone, and nothing
-    half-written is left (no package, no staging folder, no video, no .blend); the summary says so."""
+@pytest.mark.parametrize(("signame", "code"), [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_mid_batch_stops_it_cleanly(photos, tmp_path, signame, code):
+    """SIGTERM or SIGINT while the worker converts: the batch exits 128 + the signal within seconds, the worker
+    is gone, and nothing half-written is left (no package, no staging folder, no video, no .blend); the summary
+    says so."""
     import signal
     import time
 
@@ -189,22 +191,22 @@ def test_sigterm_mid_batch_stops_cleanly(photos, tmp_path):
         workers = _children(process.pid)
         assert workers, "".join(said)
         started = time.monotonic()
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(getattr(signal, signame))
         rest, _ = process.communicate(timeout=60)
         said.append(rest)
     finally:
         if process.poll() is None:
             process.kill()
     text = "".join(said)
-    assert process.returncode == 143, text
+    assert process.returncode == code, text
     assert time.monotonic() - started < 30
     time.sleep(0.5)
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()], "the worker outlived the batch"
     leftovers = sorted(p.name for p in out.rglob("*") if p.name != "summary.json")
     assert leftovers in ([], ["packages"]), leftovers
     summary = json.loads((out / "summary.json").read_text())
-    assert [(r["status"], r["exit_code"]) for r in summary] == [("cancelled", 143)]
-    assert "stopped (exit 143)" in text
+    assert [(r["status"], r["exit_code"]) for r in summary] == [("cancelled", code)]
+    assert f"stopped (exit {code})" in text
 
 
 def _batch_env(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:

@@ -44,7 +44,7 @@ def zips(cli, tmp_path_factory) -> list[Path]:
 
 
 def _platform_of(zip_path: Path) -> str:
-    """``linux-x64`` from ``photo3d-0.1.0-linux_x64.zip``."""
+    """``linux-x64`` from ``photo3d-0.2.0-linux_x64.zip``."""
     return zip_path.stem.rsplit("-", 1)[1].replace("_", "-")
 
 

@@ -139,3 +139,14 @@ def test_no_module_outside_core_package_parses_a_manifest():
             if re.search(r"\bparse_manifest\(", line) and "def parse_manifest" not in line:
                 offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert offenders == []
+
+
+def test_one_version():
+    """The extension, the pipeline and the project state the same version."""
+    import tomllib
+
+    from core import __version__
+
+    manifest = tomllib.loads((ROOT / "blender_manifest.toml").read_text(encoding="utf-8"))
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert manifest["version"] == project["project"]["version"] == __version__

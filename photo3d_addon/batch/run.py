@@ -385,7 +385,7 @@ def _clear_scene(scene: bpy.types.Scene) -> None:
 
 
 class _Stop:
-    """SIGTERM (and SIGHUP) during a batch: the photo in flight is cancelled, its outputs removed, the worker
+    """SIGTERM, SIGINT or SIGHUP during a batch: the photo in flight is cancelled, its outputs removed, the worker
     stopped, and the batch exits 128 + the signal. The handler raises ``SignalReceived`` where Python runs next;
     inside a render, where Blender swallows exceptions of its handlers, ``signum`` is checked afterwards."""
 
@@ -405,7 +405,8 @@ class _Stop:
         if threading.current_thread() is not threading.main_thread():
             yield self  # signals are only delivered to the main thread; nothing to install
             return
-        signals = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+        # SIGINT too: inside a Blender binary Ctrl-C would otherwise not reach Python as KeyboardInterrupt.
+        signals = [signal.SIGTERM, signal.SIGINT] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
         previous = {sig: signal.signal(sig, self.handle) for sig in signals}
         try:
             yield self

@@ -15,6 +15,14 @@ from ..scene.photo_scene import NO_PHOTO, PhotoScene
 from .properties import apply_scene_effects, path_settings, render_settings
 
 
+def active_photo(operator: bpy.types.Operator, context: bpy.types.Context) -> PhotoScene | None:
+    """The photo the sidebar works on, or None after telling the user there is none."""
+    photo = PhotoScene.active(context)
+    if photo is None:
+        operator.report({"ERROR"}, NO_PHOTO)
+    return photo
+
+
 class PHOTO3D_OT_apply_camera_path(bpy.types.Operator):
     """Key the photo's camera along the chosen path (replaces a path applied before)"""
 
@@ -23,9 +31,8 @@ class PHOTO3D_OT_apply_camera_path(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     def execute(self, context):
-        photo = PhotoScene.active(context)
+        photo = active_photo(self, context)
         if photo is None:
-            self.report({"ERROR"}, NO_PHOTO)
             return {"CANCELLED"}
         settings = context.scene.photo3d
         if settings.pivot_depth <= 0.0 and settings.pivot_layer >= 0 and photo.layer(settings.pivot_layer) is None:
@@ -108,9 +115,8 @@ class PHOTO3D_OT_apply_effects(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     def execute(self, context):
-        photo = PhotoScene.active(context)
+        photo = active_photo(self, context)
         if photo is None:
-            self.report({"ERROR"}, NO_PHOTO)
             return {"CANCELLED"}
         try:
             created = apply_scene_effects(context, photo)
@@ -130,9 +136,8 @@ class PHOTO3D_OT_remove_effects(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     def execute(self, context):
-        photo = PhotoScene.active(context)
+        photo = active_photo(self, context)
         if photo is None:
-            self.report({"ERROR"}, NO_PHOTO)
             return {"CANCELLED"}
         settings = context.scene.photo3d
         live, settings.live_effects = settings.live_effects, False
@@ -179,8 +184,7 @@ class PHOTO3D_OT_pick_pivot(bpy.types.Operator):
         return context.area is not None and context.area.type == "VIEW_3D"
 
     def invoke(self, context, event):
-        if PhotoScene.active(context) is None:
-            self.report({"ERROR"}, NO_PHOTO)
+        if active_photo(self, context) is None:
             return {"CANCELLED"}
         context.window.cursor_modal_set("EYEDROPPER")
         context.area.header_text_set("Click the photo where the pivot should be (Esc or right-click cancels)")
