@@ -161,11 +161,24 @@ def _point_density(filled: np.ndarray, inside_dist: np.ndarray) -> np.ndarray:
         # 3x3 Sobel kernels, scaled to plain finite differences (8 for first order, 4 for second).
         return cv2.Sobel(image, cv2.CV_64F, dx, dy, ksize=3, scale=0.125 if dx + dy == 1 else 0.25)
 
-    slope = np.hypot(derivative(z, 1, 0), derivative(z, 0, 1)) / z
+    slope = np.hypot(derivative(z, 1, 0), derivative(z, 0, 1))
+    slope /= z
     disparity = 1.0 / z
-    dxx, dxy, dyy = derivative(disparity, 2, 0), derivative(disparity, 1, 1), derivative(disparity, 0, 2)
-    bend = np.sqrt(dxx**2 + 2.0 * dxy**2 + dyy**2) * z
-    density = bend / (8.0 * REL_DEPTH_TOL) + slope / (4.0 * TEXTURE_TOL_PX)
+    # bend = sqrt(dxx^2 + 2 dxy^2 + dyy^2) * z, in place on the second derivatives (the same operations).
+    bend, dxy, dyy = derivative(disparity, 2, 0), derivative(disparity, 1, 1), derivative(disparity, 0, 2)
+    bend *= bend
+    dxy *= dxy
+    dxy *= 2.0
+    dyy *= dyy
+    bend += dxy
+    bend += dyy
+    np.sqrt(bend, out=bend)
+    bend *= z
+    # density = bend / (8 REL_DEPTH_TOL) + slope / (4 TEXTURE_TOL_PX)
+    density = bend
+    density /= 8.0 * REL_DEPTH_TOL
+    slope /= 4.0 * TEXTURE_TOL_PX
+    density += slope
     # Near the boundary the filled depth has artificial kinks; boundary vertices cover that band.
     density[inside_dist < 3.0] = 0.0
     return density
@@ -221,7 +234,9 @@ def _resample(poly: np.ndarray, density: np.ndarray, base: float, threshold: flo
     nxt = np.roll(poly, -1, axis=0)
     lengths = np.hypot(*(nxt - poly).T)
     pieces = np.maximum(np.ceil(lengths / MIN_CELL_PX).astype(int), 1)
-    t = np.concatenate([np.arange(k) / k for k in pieces])
+    # i / k for i in 0..k-1 along each edge (k = its pieces), in one go: the same divisions as per edge.
+    repeats = np.repeat(pieces, pieces)
+    t = (np.arange(len(repeats)) - np.repeat(np.cumsum(pieces) - pieces, pieces)) / repeats
     start, end = np.repeat(poly, pieces, axis=0), np.repeat(nxt, pieces, axis=0)
     dense = start + (end - start) * t[:, None]
     corner = t == 0

@@ -10,7 +10,9 @@ from the layer's own pixels.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 
 import cv2
@@ -88,22 +90,34 @@ def _telea_fill(rgb8: np.ndarray, unknown: np.ndarray, needed: np.ndarray, radiu
     return cv2.inpaint(seeded, fine_mask.astype(np.uint8), radius, flags)
 
 
-def _fill_colour_opencv(rgb: np.ndarray, hidden_holes, options: InpaintOptions, progress) -> list[np.ndarray]:
+def _colour_jobs(rgb: np.ndarray, hidden_holes, options: InpaintOptions, pool: ThreadPoolExecutor) -> list[Future]:
+    """One OpenCV fill per layer, started on ``pool``: layers are independent and OpenCV releases the GIL."""
     flags = cv2.INPAINT_TELEA if options.method == "telea" else cv2.INPAINT_NS
     rgb8 = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
     def fill_one(hidden_hole):
         hidden, hole = hidden_hole
-        return _telea_fill(rgb8, hidden, hole, options.radius, flags).astype(np.float32) / 255.0
+        return _telea_fill(rgb8, hidden, hole, options.radius, flags)  # uint8; only the hole is used
 
-    # Layers are independent and OpenCV releases the GIL: fill them side by side.
-    filled = []
-    with ThreadPoolExecutor(max_workers=min(len(hidden_holes), os.cpu_count() or 1)) as pool:
-        for i, out in enumerate(pool.map(fill_one, hidden_holes)):
-            if progress is not None:
-                progress.update((i + 1) / len(hidden_holes) * 0.7, f"colour {i + 1}/{len(hidden_holes)}")
-            filled.append(out)
-    return filled
+    return [pool.submit(fill_one, hidden_hole) for hidden_hole in hidden_holes]
+
+
+def _layer_colour(rgb: np.ndarray, hole: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """The photo with the hole's pixels taken from ``colour`` (float 0..1, or uint8 from OpenCV)."""
+    if colour.dtype != np.uint8:
+        return np.where(hole[..., None], colour, rgb).astype(np.float32)
+    layer_rgb = rgb.astype(np.float32)  # a copy
+    layer_rgb[hole] = colour[hole].astype(np.float32) / np.float32(255.0)
+    return layer_rgb
+
+
+def _result(future: Future, progress: Progress | None, poll_s: float = 0.05):
+    """``future.result()``, honouring a cancel every ``poll_s`` seconds while it runs."""
+    while not future.done():
+        wait_futures([future], timeout=poll_s)
+        if progress is not None:
+            progress.check()
+    return future.result()
 
 
 def _fill_colour_network(rgb, hidden_holes, options, runtime, cache) -> list[np.ndarray]:
@@ -120,6 +134,18 @@ def _fill_colour_network(rgb, hidden_holes, options, runtime, cache) -> list[np.
     return filled
 
 
+def _layer_disparity(disparity: np.ndarray, mask: np.ndarray, extent: np.ndarray) -> np.ndarray:
+    """Disparity extended harmonically from the layer's own pixels over its extent."""
+    if not (extent & ~mask).any():
+        return disparity
+    layer_disparity = harmonic_extend(disparity, mask, extent)
+    # The maximum principle keeps the fill within the layer's own range; guard float accidents.
+    bad = ~np.isfinite(layer_disparity) | (layer_disparity <= 0)
+    if bad.any():
+        layer_disparity = np.where(bad, np.median(disparity[mask]), layer_disparity)
+    return layer_disparity
+
+
 def inpaint_layers(
     rgb: np.ndarray,
     depth: np.ndarray,
@@ -128,29 +154,45 @@ def inpaint_layers(
     runtime: RuntimeOptions | None = None,
     progress: Progress | None = None,
     cache: ModelCache | None = None,
+    on_fill: Callable[[int, LayerFill], None] | None = None,
 ) -> list[LayerFill]:
-    """Extend every layer behind the nearer ones; returns one ``LayerFill`` per layer, back to front."""
+    """Extend every layer behind the nearer ones; returns one ``LayerFill`` per layer, back to front.
+
+    OpenCV colour fills run on helper threads while this thread extends the depth, layer by layer;
+    ``on_fill(index, fill)`` is called as soon as each layer's fill is complete (the pipeline starts its
+    texture there). A cancel is honoured while the helpers run; their pending work is dropped.
+    """
     h, w = depth.shape
     band_px = options.band_fraction * w
     hidden_holes = layer_holes(layers, band_px)
-    if options.method == "lama":
-        colours = _fill_colour_network(rgb, hidden_holes, options, runtime or RuntimeOptions(), cache)
-    else:
-        colours = _fill_colour_opencv(rgb, hidden_holes, options, progress)
     disparity = 1.0 / np.maximum(depth, 1e-6)
-    fills = []
-    for layer, (_, hole), colour in zip(layers, hidden_holes, colours, strict=True):
-        if progress is not None:
-            progress.check()
-        extent = layer.mask | hole
-        layer_disparity = disparity
-        if hole.any():
-            layer_disparity = harmonic_extend(disparity, layer.mask, extent)
-            # The maximum principle keeps the fill within the layer's own range; guard float accidents.
-            bad = ~np.isfinite(layer_disparity) | (layer_disparity <= 0)
-            if bad.any():
-                layer_disparity = np.where(bad, np.median(disparity[layer.mask]), layer_disparity)
-        layer_depth = np.where(extent, 1.0 / np.maximum(layer_disparity, 1e-9), 0.0).astype(np.float32)
-        layer_rgb = np.where(hole[..., None], colour, rgb).astype(np.float32)
-        fills.append(LayerFill(extent=extent, hole=hole, rgb=layer_rgb, depth=layer_depth))
-    return fills
+    workers = max(1, min(len(hidden_holes), os.cpu_count() or 1))
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="photo3d-inpaint")
+    colours: list[Future] = []
+    try:
+        if options.method == "lama":
+            for colour in _fill_colour_network(rgb, hidden_holes, options, runtime or RuntimeOptions(), cache):
+                done: Future = Future()
+                done.set_result(colour)
+                colours.append(done)
+        else:
+            colours = _colour_jobs(rgb, hidden_holes, options, pool)
+        fills = []
+        for i, (layer, (_, hole)) in enumerate(zip(layers, hidden_holes, strict=True)):
+            if progress is not None:
+                progress.check()
+            extent = layer.mask | hole
+            layer_disparity = _layer_disparity(disparity, layer.mask, extent)
+            layer_depth = np.where(extent, 1.0 / np.maximum(layer_disparity, 1e-9), 0.0).astype(np.float32)
+            layer_rgb = _layer_colour(rgb, hole, _result(colours[i], progress))
+            fill = LayerFill(extent=extent, hole=hole, rgb=layer_rgb, depth=layer_depth)
+            fills.append(fill)
+            if progress is not None:
+                progress.update((i + 1) / len(layers), f"layer {i + 1}/{len(layers)}")
+            if on_fill is not None:
+                on_fill(i, fill)
+        return fills
+    finally:
+        for future in colours:
+            future.cancel()
+        pool.shutdown(wait=True)  # a running fill finishes (one layer at most); nothing outlives the call

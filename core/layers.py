@@ -37,7 +37,9 @@ class Layer:
 def mask_statistics(disparity: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Median, robust sigma (1.4826 MAD) and pixel count of disparity per label."""
     flat_labels = labels.ravel()
-    order = np.argsort(flat_labels, kind="stable")
+    # The same stable order either way; numpy radix-sorts 16-bit keys, several times faster than int32 ones.
+    small = flat_labels.size and flat_labels.min() >= 0 and flat_labels.max() < 1 << 16
+    order = np.argsort(flat_labels.astype(np.uint16) if small else flat_labels, kind="stable")
     values = disparity.ravel()[order]
     count = int(flat_labels.max()) + 1
     bounds = np.searchsorted(flat_labels[order], np.arange(count + 1))
@@ -83,15 +85,17 @@ def build_layers(depth: np.ndarray, labels: np.ndarray, options: LayerOptions) -
     layers = []
     for cluster in np.unique(clusters[present]):
         members = np.flatnonzero(clusters == cluster)
-        mask = np.isin(labels, members)
-        layer_disparity = disparity[mask]
+        member = np.zeros(len(clusters), dtype=bool)
+        member[members] = True
+        mask = member[labels]  # np.isin(labels, members), as a table lookup
+        median = np.median(disparity[mask])
         layers.append(
             Layer(
                 index=0,
                 mask=mask,
                 labels=[int(m) for m in members],
-                median_depth=float(1.0 / np.median(layer_disparity)),
-                sort_key=float(np.median(layer_disparity)),
+                median_depth=float(1.0 / median),
+                sort_key=float(median),
             )
         )
     layers.sort(key=lambda layer: layer.sort_key)

@@ -1,10 +1,19 @@
-"""The whole job: photo in, validated layer package out. Each stage is timed and cancellable."""
+"""The whole job: photo in, validated layer package out. Each stage is timed and cancellable.
+
+``convert_image`` opens the package's staging folder once the layers are known and writes each layer's
+texture on helper threads (``textures.TextureJobs``) as soon as its fill is done, so the PNG encoding runs
+while the depth fill, the geometry and the rest of the package stage go on; the package is published only
+after every texture is written and checked. ``compute_layers`` and ``write_scene_package`` are the same
+work in two steps (all textures are written in the package stage then).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,22 +21,26 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .contact_sheet import layer_thumbnail, make_contact_sheet, thumb_height
+from .contact_sheet import make_contact_sheet, thumb_height
 from .depth import DepthResult, estimate_depth, load_depth_file
-from .errors import InputError
+from .errors import InputError, PackageError
 from .geometry import LayerMesh, build_layer_mesh, build_mpi
-from .harmonize import harmonize_depth
+from .harmonize import HarmonizeInfo, harmonize_depth
 from .inpaint import LayerFill, inpaint_layers
 from .layers import Layer, build_layers
 from .load import LoadedImage, load_image
 from .models import SEGMENTATION_WITHOUT_WEIGHTS, ModelCache, check_models
 from .options import HarmonizeOptions, PipelineOptions
-from .package import FORMAT_NAME, FORMAT_VERSION, Manifest, save_mesh_file, write_package_atomically
+from .package import FORMAT_NAME, FORMAT_VERSION, Manifest, save_mesh_file
+from .package.files import check_texture
+from .package.writer import StagedPackage, staged_package
 from .progress import Progress
 from .segment import segment_image
-from .textures import bleed_colour, layer_rgba, write_png
+from .textures import TextureJobs, bleed_colour, layer_rgba, write_png
 
 CONTACT_SHEET_NAME = "contact_sheet.png"
+TEXTURES_ALIVE = 2
+"""Full-resolution textures that may exist at once while they are built and written (400 MB each at 100 MP)."""
 
 
 @dataclass
@@ -74,14 +87,19 @@ def _harmonize_options(options: PipelineOptions) -> HarmonizeOptions:
     return settings
 
 
-def compute_layers(
-    image_path: str | os.PathLike,
-    options: PipelineOptions,
-    progress: Progress | None = None,
-    cache: ModelCache | None = None,
-) -> SceneLayers:
-    """Run every stage but the package writing; the result holds arrays only."""
-    progress = progress or Progress()
+@dataclass
+class _Analysis:
+    """The stages up to the layers: what the fills, meshes and textures are made from."""
+
+    loaded: LoadedImage
+    depth: DepthResult
+    labels: np.ndarray
+    harmonized: np.ndarray
+    solver: HarmonizeInfo
+    layers: list[Layer]
+
+
+def _analyse(image_path, options: PipelineOptions, progress: Progress, cache: ModelCache | None) -> _Analysis:
     options.validate()
     check_models(options)
     with progress.stage("load"):
@@ -96,8 +114,28 @@ def compute_layers(
         harmonized, solver = harmonize_depth(depth.depth, labels, _harmonize_options(options), progress)
     with progress.stage("layers"):
         layers = build_layers(harmonized, labels, options.layers)
+    return _Analysis(loaded, depth, labels, harmonized, solver, layers)
+
+
+def _fill_and_mesh(
+    analysis: _Analysis,
+    options: PipelineOptions,
+    progress: Progress,
+    cache: ModelCache | None,
+    textures: _PackageTextures | None = None,
+) -> SceneLayers:
+    """The inpaint and geometry stages; with ``textures``, each mesh layer's texture starts once its fill is done."""
+    loaded, layers = analysis.loaded, analysis.layers
+    on_fill = None
+    if textures is not None and options.geometry.representation == "mesh":
+
+        def on_fill(index: int, fill: LayerFill) -> None:
+            textures.add_layer(index, layers[index], fill)
+
     with progress.stage("inpaint"):
-        fills = inpaint_layers(loaded.work_rgb, harmonized, layers, options.inpaint, options.runtime, progress, cache)
+        fills = inpaint_layers(
+            loaded.work_rgb, analysis.harmonized, layers, options.inpaint, options.runtime, progress, cache, on_fill
+        )
     meshes: list[LayerMesh] = []
     mpi: list[Any] = []
     with progress.stage("geometry"):
@@ -111,11 +149,105 @@ def compute_layers(
             rgba = [np.dstack([f.rgb, f.extent.astype(np.float32)]) for f in fills]
             mpi = build_mpi(rgba, [f.depth for f in fills], options.geometry.mpi_planes)
     info = {
-        "segments": int(labels.max()) + 1,
-        "harmonize_iterations": solver.iterations,
-        "harmonize_residual": solver.relative_residual,
+        "segments": int(analysis.labels.max()) + 1,
+        "harmonize_iterations": analysis.solver.iterations,
+        "harmonize_residual": analysis.solver.relative_residual,
     }
-    return SceneLayers(loaded, depth, harmonized, layers, fills, meshes, mpi, info)
+    return SceneLayers(loaded, analysis.depth, analysis.harmonized, layers, fills, meshes, mpi, info)
+
+
+def compute_layers(
+    image_path: str | os.PathLike,
+    options: PipelineOptions,
+    progress: Progress | None = None,
+    cache: ModelCache | None = None,
+) -> SceneLayers:
+    """Run every stage but the package writing; the result holds arrays only."""
+    progress = progress or Progress()
+    return _fill_and_mesh(_analyse(image_path, options, progress, cache), options, progress, cache)
+
+
+class _PackageTextures:
+    """The layer textures of a package being staged, built and written by ``TextureJobs`` helpers.
+
+    Each texture is checked on its helper right after it is written, so the package's final check need not
+    inflate it: a file from our encoder (``textures.write_png``, valid by construction) must have its header
+    and hold every byte the encoder wrote; one from any other writer is inflated in full, as ``read_package``
+    does.
+    """
+
+    def __init__(self, staged: StagedPackage, loaded: LoadedImage, progress: Progress):
+        self._folder = staged.folder
+        self._loaded = loaded
+        with staged.writing():
+            (self._folder / "layers").mkdir()
+        self.thumb_height = thumb_height(*loaded.work_size)
+        self.names: dict[int, str] = {}
+        # ``write_png`` is looked up when called, so a test may replace ``core.pipeline.write_png``.
+        self._jobs = TextureJobs(
+            write=lambda path, rgba: write_png(path, rgba),
+            cancelled=lambda: progress.cancel_token.cancelled,
+            live=TEXTURES_ALIVE,
+        )
+        self._progress = progress
+
+    def _submit(self, index: int, name: str, size: tuple[int, int], build) -> None:
+        path = self._folder / name
+        self.names[index] = name
+
+        def check(written: object) -> None:
+            ours = isinstance(written, int) and not isinstance(written, bool)  # bytes from ``write_png``
+            check_texture(path, name, size, full=not ours)
+            if ours and path.stat().st_size != written:
+                raise PackageError(f"texture {name} holds {path.stat().st_size} bytes; {written} were written")
+
+        self._jobs.submit(index, path, build, self.thumb_height, check)
+
+    def add_layer(self, index: int, layer: Layer, fill: LayerFill) -> None:
+        """Start layer ``index``'s texture at the photo's resolution."""
+        loaded = self._loaded
+        size = (loaded.source_size[1], loaded.source_size[0])
+        self._submit(
+            index,
+            _texture_name(index),
+            size,
+            lambda: layer_rgba(loaded.source_rgb, loaded.source_alpha, layer.mask, fill),
+        )
+
+    def add_plane(self, index: int, plane: Any) -> None:
+        """Start MPI plane ``index``'s texture at the working resolution."""
+        size = (self._loaded.work_size[1], self._loaded.work_size[0])
+        self._submit(
+            index,
+            f"layers/{index:02d}_plane.png",
+            size,
+            lambda: bleed_colour(np.clip(plane.rgba * 255.0 + 0.5, 0, 255).astype(np.uint8)),
+        )
+
+    def thumbnails(self) -> list[np.ndarray]:
+        """Wait for every texture (honouring a cancel); their thumbnails in index order."""
+        found = self._jobs.results(self._progress.check)
+        return [found[index] for index in sorted(found)]
+
+    def close(self) -> None:
+        self._jobs.close()
+
+
+@contextlib.contextmanager
+def _staged_with_textures(
+    out_dir: str | os.PathLike, loaded: LoadedImage, progress: Progress
+) -> Iterator[tuple[StagedPackage, _PackageTextures]]:
+    """A staging folder and the texture helpers writing into it; the helpers are stopped before it goes."""
+    with staged_package(out_dir) as staged:
+        textures = _PackageTextures(staged, loaded, progress)
+        try:
+            yield staged, textures
+        finally:
+            textures.close()
+
+
+def _texture_name(index: int) -> str:
+    return f"layers/{index:02d}_color.png"
 
 
 def _layer_entry(index: int, layer: Layer, fill: LayerFill) -> dict[str, Any]:
@@ -123,7 +255,7 @@ def _layer_entry(index: int, layer: Layer, fill: LayerFill) -> dict[str, Any]:
     return {
         "index": index,
         "name": f"layer_{index:02d}",
-        "texture": f"layers/{index:02d}_color.png",
+        "texture": _texture_name(index),
         "depth_range": [float(depths.min()), float(depths.max())],
         "median_depth": layer.median_depth,
         "pixel_count": int(layer.mask.sum()),
@@ -147,28 +279,26 @@ def _models_used(options: PipelineOptions, depth: DepthResult) -> dict[str, str]
     }
 
 
-def write_scene_package(
-    scene: SceneLayers, out_dir: str | os.PathLike, options: PipelineOptions, progress: Progress
+def _write_package(
+    scene: SceneLayers,
+    staged: StagedPackage,
+    textures: _PackageTextures,
+    options: PipelineOptions,
+    progress: Progress,
 ) -> tuple[Path, Manifest]:
-    """Write textures, meshes or planes, the contact sheet and the manifest, atomically; returns both."""
+    """The package stage: meshes, depth map, contact sheet and manifest next to the textures, then publish."""
     loaded = scene.loaded
-
-    def fill(tmp: Path) -> dict[str, Any]:
-        (tmp / "layers").mkdir()
+    folder = staged.folder
+    with progress.stage("package"), staged.writing():
         entries = []
-        # Thumbnails for the contact sheet: one full-resolution texture is alive at a time (400 MB at 100 MP).
-        textures = []
-        thumb_h = thumb_height(*loaded.work_size)
         if options.geometry.representation == "mesh":
             for i, (layer, layer_fill, mesh) in enumerate(zip(scene.layers, scene.fills, scene.meshes, strict=True)):
                 progress.update(i / len(scene.layers), f"layer {i + 1}/{len(scene.layers)}")
+                if i not in textures.names:
+                    textures.add_layer(i, layer, layer_fill)
                 entry = _layer_entry(i, layer, layer_fill)
-                rgba = layer_rgba(loaded.source_rgb, loaded.source_alpha, layer.mask, layer_fill)
-                write_png(tmp / entry["texture"], rgba)
-                textures.append(layer_thumbnail(rgba, thumb_h))
-                del rgba  # before the next layer's texture is built, not after
                 entry["mesh"] = f"layers/{i:02d}_mesh.npz"
-                save_mesh_file(tmp / entry["mesh"], mesh.vertices, mesh.uvs, mesh.faces)
+                save_mesh_file(folder / entry["mesh"], mesh.vertices, mesh.uvs, mesh.faces)
                 entry["vertices"] = len(mesh.vertices)
                 entry["triangles"] = len(mesh.faces)
                 entries.append(entry)
@@ -176,24 +306,25 @@ def write_scene_package(
             # Planes nothing lands on are left out: they would only cost texture memory in Blender.
             planes = [plane for plane in scene.mpi if (plane.rgba[..., 3] > 0.5 / 255).any()]
             for i, plane in enumerate(planes):
-                progress.update(i / len(planes), f"plane {i + 1}/{len(planes)}")
-                rgba = bleed_colour(np.clip(plane.rgba * 255.0 + 0.5, 0, 255).astype(np.uint8))
-                entry = {
-                    "index": i,
-                    "name": f"plane_{i:02d}",
-                    "texture": f"layers/{i:02d}_plane.png",
-                    "plane_depth": float(plane.depth),
-                    "depth_range": [float(plane.depth), float(plane.depth)],
-                    "pixel_count": int((plane.rgba[..., 3] > 0).sum()),
-                    "inpainted_fraction": None,
-                }
-                write_png(tmp / entry["texture"], rgba)
-                entries.append(entry)
-                textures.append(layer_thumbnail(rgba, thumb_h))
-        np.save(tmp / "depth.npy", scene.harmonized.astype(np.float32))
-        write_png(tmp / CONTACT_SHEET_NAME, make_contact_sheet(loaded.work_rgb, scene.harmonized, textures, entries))
+                textures.add_plane(i, plane)
+                entries.append(
+                    {
+                        "index": i,
+                        "name": f"plane_{i:02d}",
+                        "texture": textures.names[i],
+                        "plane_depth": float(plane.depth),
+                        "depth_range": [float(plane.depth), float(plane.depth)],
+                        "pixel_count": int((plane.rgba[..., 3] > 0).sum()),
+                        "inpainted_fraction": None,
+                    }
+                )
+        np.save(folder / "depth.npy", scene.harmonized.astype(np.float32))
+        progress.update(0.9, "textures")
+        thumbnails = textures.thumbnails()
+        sheet = make_contact_sheet(loaded.work_rgb, scene.harmonized, thumbnails, entries)
+        write_png(folder / CONTACT_SHEET_NAME, sheet)
         all_depths = scene.harmonized
-        return {
+        manifest = {
             "format": FORMAT_NAME,
             "version": FORMAT_VERSION,
             "created_by": f"photo3d {__version__}",
@@ -230,10 +361,17 @@ def write_scene_package(
             # Written once, with the package: the package stage's own time runs up to this point.
             "timings": progress.timings_so_far(),
         }
-
-    with progress.stage("package"):
-        package = write_package_atomically(out_dir, fill)
+        # Every texture was checked on its helper right after it was written (see ``_PackageTextures``).
+        package = staged.publish(manifest, verified_textures=textures.names.values())
     return package.root, package.manifest
+
+
+def write_scene_package(
+    scene: SceneLayers, out_dir: str | os.PathLike, options: PipelineOptions, progress: Progress
+) -> tuple[Path, Manifest]:
+    """Write textures, meshes or planes, the contact sheet and the manifest, atomically; returns both."""
+    with _staged_with_textures(out_dir, scene.loaded, progress) as (staged, textures):
+        return _write_package(scene, staged, textures, options, progress)
 
 
 def convert_image(
@@ -243,9 +381,15 @@ def convert_image(
     progress: Progress | None = None,
     cache: ModelCache | None = None,
 ) -> PipelineResult:
-    """Run the whole pipeline on one photo and write its layer package to ``out_dir``."""
+    """Run the whole pipeline on one photo and write its layer package to ``out_dir``.
+
+    The output folder is checked and staged once the layers are known (before the inpaint stage): from there
+    on textures are written into the staging folder while the later stages run.
+    """
     options = options or PipelineOptions()
     progress = progress or Progress()
-    scene = compute_layers(image_path, options, progress, cache)
-    path, manifest = write_scene_package(scene, out_dir, options, progress)
+    analysis = _analyse(image_path, options, progress, cache)
+    with _staged_with_textures(out_dir, analysis.loaded, progress) as (staged, textures):
+        scene = _fill_and_mesh(analysis, options, progress, cache, textures)
+        path, manifest = _write_package(scene, staged, textures, options, progress)
     return PipelineResult(path, manifest)

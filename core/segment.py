@@ -42,6 +42,11 @@ FALLBACK_MODELS = SEGMENTATION_WITHOUT_WEIGHTS
 
 MAX_REGIONS_PER_SUPERPIXEL = 8
 """Above this many pieces per superpixel after the depth cut, the depth is noise: crumbs are swept first."""
+SLIC_HALF_RES_MIN_PX = 256
+"""SLIC runs at half resolution (a quarter of the time) when a superpixel averages at least this many pixels
+(16 x 16) at full resolution: then it still spans 8 x 8 there. Its labels are repeated back to full
+resolution; the depth-step cut and the region merge that follow work at full resolution, so layer edges at
+depth steps stay exact to the pixel, colour-only edges to two."""
 
 
 def segment_image(
@@ -197,6 +202,11 @@ def superpixel_labels(
     span = float(inverse.max() - inverse.min())
     inverse = (inverse - inverse.min()) / span if span > 0 else np.zeros_like(inverse)
     features = np.dstack([lab, inverse * depth_weight]).astype(np.float32)
+    superpixel_size = depth.size / max(1, int(n_segments))
+    h, w = depth.shape
+    half = superpixel_size >= SLIC_HALF_RES_MIN_PX and min(h, w) >= 64
+    if half:
+        features = cv2.resize(features, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
     # slic rescales its input to 0..1 by the global range: scale compactness the same way so it stays in
     # Lab units.
     feature_range = max(float(features.max() - features.min()), 1e-6)
@@ -213,7 +223,8 @@ def superpixel_labels(
         ),
         check,
     )
-    superpixel_size = depth.size / max(1, int(n_segments))
+    if half:  # each label repeated over the 2 x 2 pixels it stands for: regions stay 4-connected
+        superpixels = superpixels.repeat(2, axis=0).repeat(2, axis=1)[:h, :w]
     superpixels = _split_at_depth_steps(superpixels, log_depth, depth_step)
     if superpixels.max() + 1 > MAX_REGIONS_PER_SUPERPIXEL * n_segments:
         # Noisy depth shatters the cut into tens of thousands of crumbs that would swamp the region merge:
@@ -326,14 +337,19 @@ def _boundary_steps(
 
 
 class _RegionGraph:
-    """Regions with summed features and shared borders; merging sums both, so stats stay exact."""
+    """Regions with summed features and shared borders; merging sums both, so stats stay exact.
+
+    Sizes and sums are Python floats: float64 as in numpy, without numpy's per-call cost on four-element
+    rows (the merge loop below calls ``mean`` tens of thousands of times).
+    """
 
     def __init__(self, labels: np.ndarray, features: np.ndarray, pairs: tuple[np.ndarray, ...]) -> None:
         n = int(labels.max()) + 1
         flat = labels.ravel()
-        self.sizes = np.bincount(flat, minlength=n).astype(np.float64)
+        self.sizes: list[float] = np.bincount(flat, minlength=n).astype(np.float64).tolist()
         channels = features.reshape(flat.size, -1)
-        self.sums = np.stack([np.bincount(flat, channels[:, c], minlength=n) for c in range(channels.shape[1])], axis=1)
+        sums = np.stack([np.bincount(flat, channels[:, c], minlength=n) for c in range(channels.shape[1])], axis=1)
+        self.sums: list[list[float]] = sums.tolist()
         # neighbours[i][j] = [border pixel pairs, pairs crossing a depth step]
         self.neighbours: list[dict[int, list[float]]] = [{} for _ in range(n)]
         for i, j, border, step in zip(*(p.tolist() for p in pairs), strict=True):
@@ -342,14 +358,18 @@ class _RegionGraph:
         self.version = [0] * n
         self.parent = list(range(n))
 
-    def mean(self, i: int) -> np.ndarray:
-        return self.sums[i] / self.sizes[i]
+    def mean(self, i: int) -> list[float]:
+        size = self.sizes[i]
+        return [value / size for value in self.sums[i]]
+
+    def mean_depth(self, i: int) -> float:
+        return self.sums[i][3] / self.sizes[i]
 
     def merge(self, i: int, j: int) -> None:
         """Merge region ``j`` into region ``i``."""
         self.parent[j] = i
         self.sizes[i] += self.sizes[j]
-        self.sums[i] += self.sums[j]
+        self.sums[i] = [a + b for a, b in zip(self.sums[i], self.sums[j], strict=True)]
         self.neighbours[i].pop(j, None)
         for k, (border, step) in self.neighbours[j].items():
             if k == i:
@@ -398,11 +418,12 @@ def _merge_regions(
     sizes, neighbours, version = graph.sizes, graph.neighbours, graph.version
 
     def cost(i: int, j: int) -> float:
-        diff = graph.mean(i)[:3] - graph.mean(j)[:3]
+        (l_i, a_i, b_i, _), (l_j, a_j, b_j, _) = graph.mean(i), graph.mean(j)
+        dl, da, db = l_i - l_j, a_i - a_j, b_i - b_j
         # Small regions (texture specks, fragments) merge more easily, so the result is tens of
         # object-like regions rather than hundreds of tiles.
         shrink = min(1.0, math.sqrt(min(sizes[i], sizes[j]) / reference_size))
-        return float(np.sqrt(diff @ diff)) * shrink
+        return math.sqrt(dl * dl + da * da + db * db) * shrink
 
     heap: list[tuple[float, int, int, int, int]] = []
 
@@ -438,12 +459,12 @@ def _merge_regions(
         size, i, vi = heapq.heappop(slivers)
         if vi != version[i] or not neighbours[i]:
             continue
-        depth_i = graph.mean(i)[3]
+        depth_i = graph.mean_depth(i)
         # Prefer a neighbour across no depth step; among those (or all, if every side is a step) the
         # closest in depth.
         j = min(
             neighbours[i],
-            key=lambda k: (blocked(i, k), abs(graph.mean(k)[3] - depth_i)),
+            key=lambda k: (blocked(i, k), abs(graph.mean_depth(k) - depth_i)),
         )
         graph.merge(j, i)
         if sizes[j] < sliver_size:

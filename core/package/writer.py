@@ -1,6 +1,10 @@
 """Writing a layer package atomically (``staging``): a failed, cancelled or killed job never leaves a
 half-written package, and an existing folder is replaced only when it provably is a Photo3D package holding
 nothing else. The manifest is written once, inside the staging folder, before the rename.
+
+``write_package_atomically(out, fill)`` does it in one call; ``staged_package(out)`` opens the staging folder
+for a writer that fills it over time (the pipeline writes textures on helper threads while later stages run)
+and publishes it with ``StagedPackage.publish``.
 """
 
 from __future__ import annotations
@@ -9,12 +13,12 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError, PackageError
-from .files import MANIFEST_NAME
+from .files import MANIFEST_NAME, check_texture, load_depth_map
 from .manifest import parse_manifest
 from .reader import LayerPackage, package_files, read_package
 from .staging import Staging, clean_stale
@@ -82,14 +86,61 @@ def _swap_in(staging: Staging, out: Path) -> None:
     raise OutputError(f"output {out} keeps changing while Photo3D writes it (another writer?); try again")
 
 
-def write_package_atomically(out_dir: str | os.PathLike, fill: Callable[[Path], dict[str, Any]]) -> LayerPackage:
-    """Call ``fill(folder)`` to write files and return the manifest; then move the result into place and
-    return the package as written (its root is the final folder).
+class StagedPackage:
+    """A package being written into ``folder`` (the staging folder's ``new``), published by ``publish``."""
 
-    An existing package at ``out_dir`` is replaced; any other non-empty folder is refused with
-    ``OutputError`` (exit 4) and left untouched. An output that is a symbolic link is written where it
-    points. Any exception (cancellation and signals included) removes the staging folder and leaves
-    ``out_dir`` as it was; staging folders of earlier runs that were killed are cleaned up first.
+    def __init__(self, staging: Staging, out: Path):
+        self._staging = staging
+        self.out = out
+        self.folder = staging.new
+        self.published = False
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Around writing files into ``folder``: an ``OSError`` (disk full, permissions) becomes ``OutputError``."""
+        try:
+            yield
+        except OSError as exc:
+            raise OutputError(f"cannot write package {self.out}: {exc.strerror or exc}") from None
+
+    def publish(self, manifest_data: dict[str, Any], verified_textures: Collection[str] = ()) -> LayerPackage:
+        """Check the manifest, write it, check the package as our reader would, and move it into place.
+
+        ``verified_textures`` names textures already checked when they were written (the pipeline inflates
+        them, or knows them complete from its own encoder); every other texture is inflated and checked here.
+        """
+        if self.published:
+            raise RuntimeError("the package was already published")
+        with self.writing():
+            # Checked and rebuilt from the typed manifest: what is written is what every reader gets.
+            manifest = parse_manifest(manifest_data)
+            text = json.dumps(manifest.to_dict(), indent=2, allow_nan=False)
+            (self.folder / MANIFEST_NAME).write_text(text, encoding="utf-8")
+            _check_as_read(self.folder, set(verified_textures))  # never publish what our reader would reject
+            _swap_in(self._staging, self.out)
+        self.published = True
+        return LayerPackage(root=self.out, manifest=manifest)
+
+
+def _check_as_read(folder: Path, verified_textures: set[str]) -> None:
+    """What ``read_package(folder)`` checks, without inflating the textures already checked in full."""
+    if not verified_textures:
+        read_package(folder)
+        return
+    package = read_package(folder, check_data=False)  # manifest, files, meshes, texture headers
+    size = package.manifest.texture_size()
+    for layer in package.layers:
+        if layer.texture not in verified_textures:
+            check_texture(package.path_of(layer.texture), layer.texture, size, full=True)
+    load_depth_map(package.depth_map_path(), package.manifest.work_size)
+
+
+@contextlib.contextmanager
+def staged_package(out_dir: str | os.PathLike) -> Iterator[StagedPackage]:
+    """Open a locked staging folder for ``out_dir``; leaving the block without ``publish`` removes it.
+
+    The output is checked first as ``write_package_atomically`` does (``OutputError`` when it is a file or a
+    non-empty folder that is not a package); stale staging folders of killed runs are cleaned up.
     """
     out = Path(out_dir).absolute()
     try:
@@ -105,13 +156,19 @@ def write_package_atomically(out_dir: str | os.PathLike, fill: Callable[[Path], 
     except OSError as exc:
         raise OutputError(f"cannot write to {out.parent}: {exc.strerror or exc}") from None
     with staging:
-        try:
-            # Checked and rebuilt from the typed manifest: what is written is what every reader gets.
-            manifest = parse_manifest(fill(staging.new))
-            text = json.dumps(manifest.to_dict(), indent=2, allow_nan=False)
-            (staging.new / MANIFEST_NAME).write_text(text, encoding="utf-8")
-            read_package(staging.new)  # never publish a package our own reader would reject
-            _swap_in(staging, out)
-        except OSError as exc:
-            raise OutputError(f"cannot write package {out}: {exc.strerror or exc}") from None
-    return LayerPackage(root=out, manifest=manifest)
+        yield StagedPackage(staging, out)
+
+
+def write_package_atomically(out_dir: str | os.PathLike, fill: Callable[[Path], dict[str, Any]]) -> LayerPackage:
+    """Call ``fill(folder)`` to write files and return the manifest; then move the result into place and
+    return the package as written (its root is the final folder).
+
+    An existing package at ``out_dir`` is replaced; any other non-empty folder is refused with
+    ``OutputError`` (exit 4) and left untouched. An output that is a symbolic link is written where it
+    points. Any exception (cancellation and signals included) removes the staging folder and leaves
+    ``out_dir`` as it was; staging folders of earlier runs that were killed are cleaned up first.
+    """
+    with staged_package(out_dir) as staged:
+        with staged.writing():
+            manifest_data = fill(staged.folder)
+        return staged.publish(manifest_data)

@@ -11,6 +11,7 @@ from typing import Any
 
 import bpy
 
+from ..scene.materials import UNLIT_KEY
 from .params import FogLayout, ParticleLayout
 
 PARTICLES_GROUP = "Photo3D Particles"
@@ -263,6 +264,7 @@ def sprite_material(name: str, layout: ParticleLayout, additive: bool, fog: bpy.
     material.surface_render_method = "BLENDED" if additive else "DITHERED"
     material.use_backface_culling = False
     material.use_transparent_shadow = True
+    material[UNLIT_KEY] = True
     return material
 
 

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import bpy
 
+from ..scene.materials import UNLIT_KEY
+from ..scene.photo_scene import EFFECT_KEY
+
 RESOLUTIONS = {
     "PHOTO": None,  # the photo's own size (set by the import)
     "HD": (1280, 720),
@@ -21,8 +24,13 @@ RESOLUTIONS = {
     "VERTICAL": (1080, 1920),
 }
 FRAME_RATES = (24, 25, 30, 50, 60)
-# Eevee samples per pixel, and the share of the resolution: preview is for checking a move quickly.
-QUALITY = {"PREVIEW": (16, 50), "FINAL": (64, 100)}
+# Eevee samples per pixel, and the share of the resolution: preview is for checking a move quickly. The samples
+# are the fewest that keep each look within 0.5 dB PSNR (against 4x the samples) of the 16 and 64 used before
+# (``scripts/bench_render.py --find-samples``); dithered sprites need more: ``EFFECT_SAMPLES``.
+QUALITY = {"PREVIEW": (12, 50), "FINAL": (64, 100)}
+EFFECT_SAMPLES = {"PREVIEW": {"RAIN": 16, "SNOW": 16, "DUST": 16}}
+"""The fewest samples a quality renders with while these effects are on: their sprites are dithered, so fewer
+samples leave them grainy (1-2 dB below at 12, where layers, fog and halos lose nothing)."""
 OUTPUTS = ("MP4", "PNG")
 
 
@@ -47,14 +55,180 @@ DEFAULTS = RenderSettings()
 """The sidebar's and the batch's render settings when nothing is chosen."""
 
 
+def render_samples(scene: bpy.types.Scene, quality: str) -> int:
+    """Eevee samples for ``quality`` in ``scene``: the quality's, or more while an effect that needs them is on."""
+    samples = QUALITY[quality][0]
+    needs = EFFECT_SAMPLES.get(quality, {})
+    for obj in scene.objects:
+        kind = obj.get(EFFECT_KEY)
+        if kind in needs and not obj.hide_render:
+            samples = max(samples, needs[kind])
+    return samples
+
+
 def eevee_engine_id() -> str:
     """Eevee's engine id in this Blender: ``BLENDER_EEVEE_NEXT`` in 4.2-4.5, ``BLENDER_EEVEE`` in 5.x."""
     items = {item.identifier for item in bpy.types.RenderSettings.bl_rna.properties["engine"].enum_items}
     return "BLENDER_EEVEE_NEXT" if "BLENDER_EEVEE_NEXT" in items else "BLENDER_EEVEE"
 
 
-def apply_render_settings(scene: bpy.types.Scene, settings: RenderSettings) -> None:
-    """Set ``scene`` up to render ``settings``; bad choices raise RenderError naming them."""
+# -- lean Eevee settings for unlit scenes ---------------------------------------------------------------------
+LEAN_EEVEE = {"use_shadows": False, "probe_resolution": "128"}
+"""What a scene with no lights and only Photo3D's unlit materials renders with. Eevee otherwise runs its shadow
+passes over thousands of unused tile maps every sample (from the second render in a process on), and rebuilds
+the 1024 px world probe every frame: 4-7x the CPU time of a frame, for pixels no light or world reaches."""
+LEAN_SAVED_KEY = "photo3d_lean_saved"
+"""On the scene: the shadow and world-probe settings the lean ones replaced, put back once the scene is lit."""
+_NOT_RENDERED = {"EMPTY", "CAMERA", "ARMATURE", "LATTICE", "SPEAKER", "LIGHT_PROBE"}
+"""Object types that draw nothing in a render (an empty may still instance a collection: checked)."""
+_UNLIT_SHADERS = {
+    "ShaderNodeEmission",
+    "ShaderNodeBsdfTransparent",
+    "ShaderNodeMixShader",
+    "ShaderNodeAddShader",
+    "ShaderNodeHoldout",
+    "ShaderNodeGroup",  # looked into
+    "NodeGroupInput",
+    "NodeGroupOutput",
+    "NodeReroute",
+}
+"""Nodes with a shader output that take no light: every other shader node (a BSDF, a volume) is lit."""
+
+
+@dataclass(frozen=True)
+class EeveeLook:
+    """Whether a scene renders with the lean Eevee settings, and why (or why not)."""
+
+    lean: bool
+    reason: str
+
+    def describe(self) -> str:
+        if self.lean:
+            return f"Photo3D: lean Eevee settings ({self.reason})"
+        return f"Photo3D: default Eevee settings: {self.reason}"
+
+
+def _lit_node(tree: bpy.types.NodeTree, seen: set[str]) -> str | None:
+    """The name of the first node in ``tree`` (or a group inside it) that takes light, else None."""
+    for node in tree.nodes:
+        if node.bl_idname == "ShaderNodeGroup":
+            group = node.node_tree
+            if group is not None and group.name not in seen:
+                seen.add(group.name)
+                found = _lit_node(group, seen)
+                if found is not None:
+                    return found
+        elif node.bl_idname not in _UNLIT_SHADERS and any(out.type == "SHADER" for out in node.outputs):
+            return node.bl_label or node.bl_idname
+    return None
+
+
+def _material_problem(material: bpy.types.Material | None) -> str | None:
+    """Why ``material`` may take light (None when it is one of Photo3D's unlit materials, unchanged)."""
+    if material is None:
+        return "an empty material slot (Blender's default, lit, surface)"
+    if not material.get(UNLIT_KEY):
+        return f"material {material.name!r} is not a Photo3D material"
+    if not material.use_nodes or material.node_tree is None:
+        return f"material {material.name!r} uses no nodes (a lit surface)"
+    lit = _lit_node(material.node_tree, set())
+    if lit is not None:
+        return f"material {material.name!r} has a lit shader ({lit})"
+    return None
+
+
+def _object_problem(obj: bpy.types.Object) -> str | None:
+    """Why ``obj`` may need shadows or the world's light (None when it is unlit or draws nothing)."""
+    if obj.type == "LIGHT":
+        return f"light {obj.name!r}"
+    if obj.instance_type == "COLLECTION" and obj.instance_collection is not None:
+        return f"object {obj.name!r} instances a collection"
+    if obj.type in _NOT_RENDERED:
+        return None
+    if len(obj.particle_systems):
+        return f"object {obj.name!r} has a particle system"
+    if not obj.material_slots:
+        return f"object {obj.name!r} has no material (Blender's default, lit, surface)"
+    for slot in obj.material_slots:
+        problem = _material_problem(slot.material)
+        if problem is not None:
+            return f"object {obj.name!r}: {problem}"
+    for modifier in obj.modifiers:
+        if modifier.type != "NODES" or modifier.node_group is None:
+            continue
+        if EFFECT_KEY not in obj:
+            return f"object {obj.name!r} has geometry nodes (their materials are unknown)"
+        for item in modifier.node_group.interface.items_tree:
+            if getattr(item, "socket_type", "") == "NodeSocketMaterial" and item.in_out == "INPUT":
+                problem = _material_problem(modifier.get(item.identifier))
+                if problem is not None:
+                    return f"object {obj.name!r}: {problem}"
+    return None
+
+
+def eevee_look(scene: bpy.types.Scene) -> EeveeLook:
+    """Whether ``scene`` needs Eevee's shadows and a sharp world probe: not when nothing in it takes light.
+
+    The rule is simple and errs towards Blender's defaults: no light objects, and every object that could
+    render (hidden ones too, unless hidden from renders) has only Photo3D's unlit layer or sprite materials,
+    whose node trees still hold no lit shader; no view layer overrides the materials; the world has no volume.
+    Then shadows have nothing to cast onto and the world probe lights nothing, so the pixels are the same.
+    """
+    if scene.background_set is not None:
+        return EeveeLook(False, f"background scene {scene.background_set.name!r}")
+    for obj in scene.objects:
+        if obj.hide_render:
+            continue
+        problem = _object_problem(obj)
+        if problem is not None:
+            return EeveeLook(False, problem)
+    for view_layer in scene.view_layers:
+        override = view_layer.material_override
+        if override is not None and _material_problem(override) is not None:
+            return EeveeLook(False, f"view layer {view_layer.name!r} overrides materials with {override.name!r}")
+    world = scene.world
+    if world is not None and world.use_nodes and world.node_tree is not None:
+        for node in world.node_tree.nodes:
+            if node.bl_idname == "ShaderNodeOutputWorld" and node.inputs["Volume"].is_linked:
+                return EeveeLook(False, f"world {world.name!r} has a volume")
+    return EeveeLook(True, "no lights, unlit materials")
+
+
+def apply_eevee_look(scene: bpy.types.Scene) -> EeveeLook:
+    """Lean shadow and world-probe settings when ``eevee_look`` allows them; otherwise the settings the lean
+    ones replaced come back (a light added since), and settings Photo3D never changed stay as they are."""
+    look = eevee_look(scene)
+    world = scene.world
+    if look.lean:
+        if LEAN_SAVED_KEY not in scene:
+            scene[LEAN_SAVED_KEY] = {
+                "use_shadows": bool(scene.eevee.use_shadows),
+                "probe_resolution": world.probe_resolution if world is not None else "",
+            }
+        scene.eevee.use_shadows = LEAN_EEVEE["use_shadows"]
+        if world is not None:
+            world.probe_resolution = LEAN_EEVEE["probe_resolution"]
+    else:
+        restore_eevee_look(scene)
+    return look
+
+
+def restore_eevee_look(scene: bpy.types.Scene) -> None:
+    """Put back the shadow and world-probe settings the lean ones replaced, if they did: ``render_frames`` does
+    after rendering, so a file saved afterwards (the batch's .blend) renders right once the user adds a light."""
+    if LEAN_SAVED_KEY not in scene:
+        return
+    saved = scene[LEAN_SAVED_KEY]
+    scene.eevee.use_shadows = bool(saved.get("use_shadows", True))
+    if scene.world is not None and saved.get("probe_resolution"):
+        scene.world.probe_resolution = saved["probe_resolution"]
+    del scene[LEAN_SAVED_KEY]
+
+
+def apply_render_settings(scene: bpy.types.Scene, settings: RenderSettings) -> EeveeLook:
+    """Set ``scene`` up to render ``settings``; bad choices raise RenderError naming them.
+
+    Returns which Eevee settings the scene got (``apply_eevee_look``), also printed as one line."""
     if settings.resolution not in RESOLUTIONS:
         raise RenderError(f"unknown resolution preset {settings.resolution!r} ({', '.join(RESOLUTIONS)})")
     if settings.quality not in QUALITY:
@@ -68,8 +242,8 @@ def apply_render_settings(scene: bpy.types.Scene, settings: RenderSettings) -> N
     size = RESOLUTIONS[settings.resolution]
     if size is not None:
         render.resolution_x, render.resolution_y = size
-    samples, percentage = QUALITY[settings.quality]
-    scene.eevee.taa_render_samples = samples
+    scene.eevee.taa_render_samples = render_samples(scene, settings.quality)
+    percentage = QUALITY[settings.quality][1]
     render.resolution_percentage = percentage
     render.fps, render.fps_base = int(settings.fps), 1.0
     render.use_motion_blur = bool(settings.motion_blur)
@@ -96,6 +270,9 @@ def apply_render_settings(scene: bpy.types.Scene, settings: RenderSettings) -> N
         image.color_mode = "RGB"
         image.color_depth = "8"
     render.use_file_extension = True
+    look = apply_eevee_look(scene)
+    print(look.describe(), flush=True)
+    return look
 
 
 def output_size(scene: bpy.types.Scene) -> tuple[int, int]:
@@ -113,8 +290,20 @@ def render_frames(
     """Render the scene's frame range to its output; returns the files written.
 
     PNG frames are rendered one by one (progress per frame, a stop between frames). A video is one
-    ``render(animation=True)`` call whose frames report through ``render_post``.
+    ``render(animation=True)`` call whose frames report through ``render_post``. Lean Eevee settings that
+    ``apply_render_settings`` chose are undone afterwards (``restore_eevee_look``).
     """
+    try:
+        return _render_frames(scene, on_frame, should_stop)
+    finally:
+        restore_eevee_look(scene)
+
+
+def _render_frames(
+    scene: bpy.types.Scene,
+    on_frame: Callable[[int, int, int], None] | None,
+    should_stop: Callable[[], bool] | None,
+) -> list[Path]:
     start, end = scene.frame_start, scene.frame_end
     total = end - start + 1
     render = scene.render

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import bpy
 
+UNLIT_KEY = "photo3d_unlit"
+"""On a material: one of Photo3D's unlit materials (layers, effect sprites), which no light or world reaches;
+``render.settings`` renders scenes made only of them with lean Eevee settings."""
+
 
 def _render_method(material: bpy.types.Material, opaque: bool) -> None:
     # Eevee Next (Blender 4.2+, the manifest's minimum). Blended surfaces composite exactly (sorted by object
@@ -43,4 +47,5 @@ def photo_material(name: str, image: bpy.types.Image, opaque: bool = False) -> b
     links.new(emission.outputs["Emission"], mix.inputs[2])
     links.new(mix.outputs["Shader"], output.inputs["Surface"])
     _render_method(material, opaque)
+    material[UNLIT_KEY] = True
     return material
