@@ -43,7 +43,7 @@ def test_presets_set_engine_size_quality_and_rate(square):
     assert square.render.engine == rs.eevee_engine_id() == "BLENDER_EEVEE_NEXT"
     assert (square.render.resolution_x, square.render.resolution_y) == (1920, 1080)
     assert rs.output_size(square) == (960, 540)
-    assert square.render.fps == 30 and square.eevee.taa_render_samples == 16
+    assert square.render.fps == 30 and square.eevee.taa_render_samples == rs.QUALITY["PREVIEW"][0]
     assert not square.render.use_motion_blur
     assert square.render.image_settings.file_format == "FFMPEG" and square.render.ffmpeg.codec == "H264"
     # The photo's own size stays when the preset is PHOTO.
