@@ -76,7 +76,8 @@ def eevee_engine_id() -> str:
 LEAN_EEVEE = {"use_shadows": False, "probe_resolution": "128"}
 """What a scene with no lights and only Photo3D's unlit materials renders with. Eevee otherwise runs its shadow
 passes over thousands of unused tile maps every sample (from the second render in a process on), and rebuilds
-the 1024 px world probe every frame: 4-7x the CPU time of a frame, for pixels no light or world reaches."""
+the 1024 px world probe every frame: some 12-20 CPU s per 8-sample frame on two cores (4-9x a 370x250 frame,
+1.6-1.9x a 1080p one, ``scripts/bench_render.py``), for pixels no light or world reaches."""
 LEAN_SAVED_KEY = "photo3d_lean_saved"
 """On the scene: the shadow and world-probe settings the lean ones replaced, put back once the scene is lit."""
 _NOT_RENDERED = {"EMPTY", "CAMERA", "ARMATURE", "LATTICE", "SPEAKER", "LIGHT_PROBE"}
