@@ -11,7 +11,7 @@ from typing import Any
 
 import bpy
 
-from ..scene.materials import UNLIT_KEY
+from ..scene.photo_scene import UNLIT_KEY
 from .params import FogLayout, ParticleLayout
 
 PARTICLES_GROUP = "Photo3D Particles"

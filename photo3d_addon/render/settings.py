@@ -12,8 +12,7 @@ from pathlib import Path
 
 import bpy
 
-from ..scene.materials import UNLIT_KEY
-from ..scene.photo_scene import EFFECT_KEY
+from ..scene.photo_scene import EFFECT_KEY, LEAN_SAVED_KEY, UNLIT_KEY
 
 RESOLUTIONS = {
     "PHOTO": None,  # the photo's own size (set by the import)
@@ -78,8 +77,6 @@ LEAN_EEVEE = {"use_shadows": False, "probe_resolution": "128"}
 passes over thousands of unused tile maps every sample (from the second render in a process on), and rebuilds
 the 1024 px world probe every frame: some 12-20 CPU s per 8-sample frame on two cores (4-9x a 370x250 frame,
 1.6-1.9x a 1080p one, ``scripts/bench_render.py``), for pixels no light or world reaches."""
-LEAN_SAVED_KEY = "photo3d_lean_saved"
-"""On the scene: the shadow and world-probe settings the lean ones replaced, put back once the scene is lit."""
 _NOT_RENDERED = {"EMPTY", "CAMERA", "ARMATURE", "LATTICE", "SPEAKER", "LIGHT_PROBE"}
 """Object types that draw nothing in a render (an empty may still instance a collection: checked)."""
 _UNLIT_SHADERS = {

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import bpy
 
-UNLIT_KEY = "photo3d_unlit"
-"""On a material: one of Photo3D's unlit materials (layers, effect sprites), which no light or world reaches;
-``render.settings`` renders scenes made only of them with lean Eevee settings."""
+from .photo_scene import UNLIT_KEY
 
 
 def _render_method(material: bpy.types.Material, opaque: bool) -> None:

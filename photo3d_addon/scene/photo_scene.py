@@ -46,6 +46,11 @@ DEPTH_RANGE_KEY = "photo3d_depth_range"
 # -- on effect objects ----------------------------------------------------------------------------------------
 EFFECT_KEY = "photo3d_effect"
 """An effect object's kind (RAIN, SNOW, DUST, HALOS)."""
+# -- on materials and the scene ------------------------------------------------------------------------------
+UNLIT_KEY = "photo3d_unlit"
+"""On Photo3D's own materials (layers, effect sprites): unlit, so the render may drop shadows (``render``)."""
+LEAN_SAVED_KEY = "photo3d_lean_saved"
+"""On the scene: the shadow and world-probe settings the lean render settings replaced, to put back."""
 # -- on the camera object -------------------------------------------------------------------------------------
 RESOLUTION_KEY = "photo3d_resolution"
 PATH_KEY = "photo3d_path"
