@@ -70,12 +70,22 @@ def layer_holes(layers: list[Layer], band_px: float) -> list[tuple[np.ndarray, n
 
 
 def _telea_fill(rgb8: np.ndarray, unknown: np.ndarray, needed: np.ndarray, radius: int, flags: int) -> np.ndarray:
-    """Fill ``needed`` pixels of ``unknown`` from known ones; far-from-context pixels come from a coarse fill."""
+    """Fill ``needed`` pixels of ``unknown`` from known ones; far-from-context pixels come from a coarse fill.
+
+    The fine fill covers unknown pixels within ``near_band`` of context, and of those only the ones within
+    twice that of a needed pixel: the fill marches from the context inwards and a pixel reads only pixels
+    filled before it, nearer the context, so the needed pixels' colours come out as with the whole band
+    (checked equal on the benchmark photo) while the other layers' hidden pixels near context (behind a
+    layer's hole, outside it) cost nothing.
+    """
     if not needed.any():
         return rgb8
     distance = cv2.distanceTransform(unknown.astype(np.uint8), cv2.DIST_L2, 5)
     near_band = 6 * COARSE_FACTOR + 2 * radius
     fine_mask = unknown & (distance <= near_band)
+    if not needed[fine_mask].all():
+        from_needed = cv2.distanceTransform((~needed).astype(np.uint8), cv2.DIST_L2, 5)
+        fine_mask &= from_needed <= 2 * near_band
     seeded = rgb8.copy()
     deep = unknown & ~fine_mask
     if deep.any():

@@ -1,6 +1,7 @@
 """The pipeline's speed structure (issue 11): textures encoded by our PNG writer on helper threads while the
 later stages run, a bounded number of them alive, nothing left behind by a cancel or a failed write; SLIC on
-half the pixels. No timing is asserted: only what makes it fast."""
+half the pixels; Telea at full resolution only near what is needed. No timing is asserted: only what makes
+it fast."""
 
 from __future__ import annotations
 
@@ -309,3 +310,28 @@ def test_slic_runs_on_half_the_pixels_of_a_large_image(monkeypatch):
     small = square_scene()  # 96 x 128 with 100 superpixels: 123 pixels each, too few to halve
     segment.superpixel_labels(small.rgb.astype(np.float32) / 255, small.depth, 100)
     assert seen == [(96, 128, 4)]
+
+
+def test_telea_fills_at_full_resolution_only_near_the_needed_pixels_and_gives_the_same_colours(monkeypatch):
+    import core.inpaint as inpaint
+
+    masks = []
+    real_inpaint = cv2.inpaint
+
+    def spy(image, mask, radius, flags):
+        masks.append(int(mask.sum()))
+        return real_inpaint(image, mask, radius, flags)
+
+    monkeypatch.setattr(inpaint.cv2, "inpaint", spy)
+    h, w, radius = 160, 360, 5
+    yy, xx = np.mgrid[0:h, 0:w]
+    rgb8 = np.stack([120 + 60 * np.sin(xx / 7.0), 120 + 50 * np.cos(yy / 5.0), 90 + 0 * xx], axis=-1).astype(np.uint8)
+    unknown = (yy >= 30) & (yy < 130) & (xx >= 20) & (xx < 340)  # hidden by nearer layers
+    needed = unknown & (xx < 60)  # the part of it a camera move can reveal of this layer
+    for flags in (cv2.INPAINT_TELEA, cv2.INPAINT_NS):
+        masks.clear()
+        restricted = inpaint._telea_fill(rgb8, unknown, needed, radius, flags)
+        whole_band = inpaint._telea_fill(rgb8, unknown, unknown, radius, flags)
+        assert np.array_equal(restricted[needed], whole_band[needed])
+        fine_restricted, fine_whole = masks[1], masks[3]  # each call: the coarse fill, then the fine one
+        assert fine_restricted < 0.6 * fine_whole
