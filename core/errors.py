@@ -24,6 +24,13 @@ class ModelError(Photo3DError):
     exit_code = 3
 
 
+class DownloadError(ModelError):
+    """A model could not be downloaded: no network, a server error, a checksum mismatch, a full disk."""
+
+    code = "download_failed"
+    exit_code = 8
+
+
 class OutputError(Photo3DError):
     """The layer package cannot be written where asked."""
 
@@ -73,6 +80,7 @@ EXIT_OUTPUT = OutputError.exit_code
 EXIT_BAD_PACKAGE = PackageError.exit_code
 EXIT_WORKER = 6
 EXIT_RENDER = 7
+EXIT_DOWNLOAD = DownloadError.exit_code
 EXIT_CANCELLED = Cancelled.exit_code
 EXIT_CODES = {
     EXIT_OK: "success",
@@ -83,9 +91,11 @@ EXIT_CODES = {
     EXIT_BAD_PACKAGE: "invalid layer package",
     EXIT_WORKER: "the worker could not start or stopped unexpectedly (batch)",
     EXIT_RENDER: "rendering failed (batch)",
+    EXIT_DOWNLOAD: "a model download failed (network, checksum or disk; downloads resume when run again)",
     129: "stopped by SIGHUP (nothing written)",
     EXIT_CANCELLED: "cancelled (Ctrl-C)",
     143: "stopped by SIGTERM (nothing written)",
 }
-EXIT_FOR_ERROR_CODE = {cls.code: cls.exit_code for cls in (InputError, ModelError, OutputError, PackageError)}
+_EVENT_ERRORS = (InputError, ModelError, DownloadError, OutputError, PackageError)
+EXIT_FOR_ERROR_CODE = {cls.code: cls.exit_code for cls in _EVENT_ERRORS}
 """The worker's error codes (its ``error`` events) as exit codes; any other failure is ``EXIT_WORKER``."""

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import bpy
 
+from ...core.models.catalog import active_catalog, find_model
+from ...core.models.download import destination, model_status, offline_instructions
 from .. import EXTENSION_ID
 from ..importing.choices import (
     DEFAULTS,
@@ -18,6 +20,7 @@ from ..importing.choices import (
     QUALITY_ITEMS,
     REPRESENTATION_ITEMS,
 )
+from ..worker.downloads import DOWNLOAD_BUTTON, MODELS_FOLDER_NAME, ModelDownload
 from ..worker.environment import MANAGED_ENV_NAME, EnvironmentSetup, find_worker_python, missing_worker_message
 from .task_operator import TaskOperator
 
@@ -38,6 +41,16 @@ def managed_env_dir(create: bool = False) -> Path | None:
         return Path(bpy.utils.extension_path_user(addon_id(), path=MANAGED_ENV_NAME, create=create))
     except ValueError:  # not running as an installed extension (e.g. a legacy add-on install)
         return None
+
+
+def resolved_models_dir(prefs: Photo3DPreferences, create: bool = False) -> str:
+    """The models folder: the preference when set, else ``models`` in the extension's user folder."""
+    if prefs.models_dir:
+        return bpy.path.abspath(prefs.models_dir)
+    try:
+        return bpy.utils.extension_path_user(addon_id(), path=MODELS_FOLDER_NAME, create=create)
+    except ValueError:  # not running as an installed extension
+        return ""
 
 
 def resolve_worker_python(prefs: Photo3DPreferences) -> tuple[str, Path] | None:
@@ -80,6 +93,107 @@ class PHOTO3D_OT_setup_worker_env(TaskOperator, bpy.types.Operator):
             return {"CANCELLED"}
         self.report({"INFO"}, f"Worker environment {_setup.message}")
         return {"FINISHED"}
+
+
+# The one running model download, shared by its operator, the cancel button and the preferences' draw.
+_download: ModelDownload | None = None
+
+
+class PHOTO3D_OT_download_models(TaskOperator, bpy.types.Operator):
+    """Download the models Photo3D needs into the Models Folder (resumes an interrupted download; every file is
+    checked against its SHA-256 before it is used)"""
+
+    bl_idname = "photo3d.download_models"
+    bl_label = DOWNLOAD_BUTTON
+    task_title = "Photo3D model download"
+
+    key: bpy.props.StringProperty(name="Model", description="Catalog key; empty: every missing default model")
+
+    def execute(self, context):
+        global _download
+        prefs = get_preferences(context)
+        models_dir = resolved_models_dir(prefs, create=True)
+        if not models_dir:
+            self.report({"ERROR"}, "Set 'Models Folder' in Photo3D's preferences first")
+            return {"CANCELLED"}
+        try:
+            catalog = active_catalog()
+            models = [find_model(self.key, catalog)] if self.key else [m for m in catalog if m.default]
+        except Exception as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        if not bpy.app.online_access:
+            self.report(
+                {"ERROR"},
+                "Online access is off (Preferences > System > Network). Allow it, or put these files in place "
+                "by hand:\n" + (offline_instructions(models, models_dir) or "(all are already there)"),
+            )
+            return {"CANCELLED"}
+        if _download is not None and not _download.done:
+            self.report({"WARNING"}, "A model download is already running")
+            return {"CANCELLED"}
+        _download = ModelDownload(models, models_dir, online=True)
+        return self.run_task(context, _download)
+
+    def task_finished(self, context):
+        if _download.error:
+            level = {"WARNING"} if _download.cancelled else {"ERROR"}
+            self.report(level, f"Model download: {_download.error}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, "Photo3D models downloaded and verified")
+        return {"FINISHED"}
+
+
+class PHOTO3D_OT_cancel_model_download(bpy.types.Operator):
+    """Stop the model download (the partial file is kept: the next download resumes it)"""
+
+    bl_idname = "photo3d.cancel_model_download"
+    bl_label = "Cancel Download"
+
+    def execute(self, context):
+        if _download is not None and not _download.done:
+            _download.cancel()
+        return {"FINISHED"}
+
+
+def _draw_models(layout: bpy.types.UILayout, prefs: Photo3DPreferences) -> None:
+    """The model manager: each catalog model's task, licence, size, status and where it goes."""
+    box = layout.box()
+    box.label(text="Models")
+    models_dir = resolved_models_dir(prefs)
+    box.label(text=f"Folder: {models_dir or '(set Models Folder below)'}")
+    try:
+        catalog = active_catalog()
+    except Exception as exc:  # a bad $PHOTO3D_MODEL_MIRROR: say so instead of breaking the panel
+        box.label(text=str(exc), icon="ERROR")
+        return
+    for model in catalog:
+        status = model_status(models_dir, model) if models_dir else "missing"
+        row = box.row()
+        icon = "CHECKMARK" if status == "ok" else ("TIME" if status == "partial" else "ERROR")
+        size = f"{model.size / 1e6:.0f} MB" if model.size else (f"~{model.approx_mb} MB" if model.approx_mb else "")
+        row.label(text=f"{model.title} [{model.task}]", icon=icon)
+        row.label(text=f"{model.licence}  {size}  {status}")
+        if status != "ok":
+            sub = row.row()
+            sub.enabled = bpy.app.online_access and (_download is None or _download.done)
+            sub.operator(PHOTO3D_OT_download_models.bl_idname, text="Download", icon="IMPORT").key = model.key
+        if models_dir and status != "ok":
+            for item in model.files:
+                box.label(text=f"    -> {destination(models_dir, item)}")
+    row = box.row()
+    if _download is not None and not _download.done:
+        share, text = _download.status
+        row.label(text=f"Downloading: {text} ({share:.0%})", icon="TIME")
+        row.operator(PHOTO3D_OT_cancel_model_download.bl_idname, icon="CANCEL")
+    else:
+        sub = row.row()
+        sub.enabled = bpy.app.online_access
+        sub.operator(PHOTO3D_OT_download_models.bl_idname, icon="IMPORT").key = ""
+        if _download is not None and _download.error:
+            box.label(text=f"Last download: {_download.error.splitlines()[0]}", icon="ERROR")
+    if not bpy.app.online_access:
+        box.label(text="Online access is off (System > Network): allow it, or put the files above in place by hand")
 
 
 class PHOTO3D_OT_stop_worker(bpy.types.Operator):
@@ -154,6 +268,7 @@ class Photo3DPreferences(bpy.types.AddonPreferences):
             if _setup is not None and _setup.error:
                 box.label(text=f"Last set-up failed: {_setup.error.splitlines()[0]}", icon="ERROR")
         box.prop(self, "device")
+        _draw_models(layout, self)
         box = layout.box()
         box.label(text="Files")
         box.prop(self, "models_dir")
@@ -170,4 +285,10 @@ class Photo3DPreferences(bpy.types.AddonPreferences):
         box.prop(self, "default_segmentation")
 
 
-classes = (PHOTO3D_OT_setup_worker_env, PHOTO3D_OT_stop_worker, Photo3DPreferences)
+classes = (
+    PHOTO3D_OT_setup_worker_env,
+    PHOTO3D_OT_download_models,
+    PHOTO3D_OT_cancel_model_download,
+    PHOTO3D_OT_stop_worker,
+    Photo3DPreferences,
+)
