@@ -23,6 +23,7 @@ BPY_FREE = (
     "photo3d_addon.worker.environment",
     "photo3d_addon.worker.job",
     "photo3d_addon.worker.task",
+    "photo3d_addon.worker.downloads",
     "photo3d_addon.importing",
     "photo3d_addon.importing.choices",
     "photo3d_addon.importing.service",

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -302,3 +303,48 @@ def test_cli_download_list_and_verify(server, tmp_path):
 def test_cli_without_a_models_folder_says_how_to_give_one():
     result = _cli("list")
     assert result.returncode == 2 and "--models-dir" in result.stderr and "Traceback" not in result.stderr
+
+
+# -- the Blender side's task, in plain Python ----------------------------------------------------------------
+def _task_model(server: FileServer):
+    from tests.pure_addon import core
+
+    catalog = core("models.catalog")
+    return catalog.CatalogModel(
+        key="tiny", task="segmentation", title="Tiny test model", licence="MIT", source=server.url,
+        files=(catalog.ModelFile("tiny/encoder.onnx", f"{server.url}/tiny/encoder.onnx", len(BODY), None),),
+        option="tiny",
+    )  # fmt: skip
+
+
+def test_the_download_task_reports_progress_and_finishes(server, tmp_path):
+    from tests.pure_addon import addon
+
+    task_module, downloads = addon("worker.task"), addon("worker.downloads")
+    task = downloads.ModelDownload([_task_model(server)], tmp_path, online=True)
+    assert isinstance(task, task_module.Task)
+    shares = []
+    task_module.run_blocking(task, on_progress=lambda share, text: shares.append(share))
+    assert task.error is None and task.status == (1.0, "all models verified")
+    assert shares == sorted(shares)
+    assert (tmp_path / "tiny" / "encoder.onnx").read_bytes() == BODY
+
+
+def test_the_download_task_cancels_within_a_read_and_keeps_the_part(server, tmp_path):
+    from tests.pure_addon import addon
+
+    downloads = addon("worker.downloads")
+    server.faults.chunk_delay_s = 0.01
+    task = downloads.ModelDownload([_task_model(server)], tmp_path, online=True)
+    task.start()
+    part = tmp_path / "tiny" / "encoder.onnx.part"
+    deadline = time.monotonic() + 20
+    while not (part.is_file() and part.stat().st_size > 0) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    started = time.monotonic()
+    task.cancel()
+    while not task.step() and time.monotonic() - started < 5:
+        time.sleep(0.01)
+    assert task.done and task.cancelled and "resumes" in task.error
+    assert time.monotonic() - started < 2.0
+    assert part.is_file() and not (tmp_path / "tiny" / "encoder.onnx").exists()
