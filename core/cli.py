@@ -15,6 +15,7 @@ from typing import Any
 
 from . import __version__
 from .errors import EXIT_CODES, InputError, Photo3DError, SignalReceived
+from .models.manager_cli import add_models_parser, run_models
 from .options import LIMITS, PipelineOptions, default_of, describe
 from .package import Manifest
 from .progress import STAGES, Progress
@@ -119,6 +120,10 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--json", action="store_true")
 
     commands.add_parser("worker", help="serve JSON-lines requests on stdin (used by the Blender add-on)")
+    models = add_models_parser(commands, f"folder of model weights (default ${MODELS_DIR_ENV})")
+    from .models.onnx_export import add_export_onnx_parser  # light: torch and onnx load only when it runs
+
+    add_export_onnx_parser(models, f"folder of model weights (default ${MODELS_DIR_ENV})")
     return parser
 
 
@@ -303,6 +308,12 @@ def main(argv: list[str] | None = None) -> int:
         return serve()
     try:
         with _signals_cancel():
+            if args.command == "models" and args.models_command == "export-onnx":
+                from .models.onnx_export import run_export_onnx
+
+                return run_export_onnx(args, args.models_dir or os.environ.get(MODELS_DIR_ENV))
+            if args.command == "models":
+                return run_models(args, args.models_dir or os.environ.get(MODELS_DIR_ENV))
             return _convert(args) if args.command == "convert" else _validate(args)
     except Photo3DError as exc:
         print(f"photo3d: error: {exc}", file=sys.stderr)

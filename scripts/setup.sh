@@ -46,12 +46,12 @@ echo "setup: installing requirements/$group.txt (torch pinned by requirements/co
 .venv/bin/python -m pip install --disable-pip-version-check -q \
     -c requirements/constraints.txt -r "requirements/$group.txt" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 # pip's status is lost in the pipe: check the result directly instead.
-.venv/bin/python -c "import numpy, cv2, scipy, skimage, triangle, torch, transformers" || {
+.venv/bin/python -c "import numpy, cv2, scipy, skimage, triangle, torch, transformers, onnxruntime" || {
     echo "setup: installation failed (see the pip output above)" >&2
     exit 1
 }
 if [[ "$group" == "dev" ]]; then
-    .venv/bin/python -c "import pytest, bpy, hypothesis" >/dev/null || { echo "setup: pytest, bpy or hypothesis missing" >&2; exit 1; }
+    .venv/bin/python -c "import pytest, bpy, hypothesis, onnx" >/dev/null || { echo "setup: pytest, bpy, hypothesis or onnx missing" >&2; exit 1; }
 fi
 echo "$want" > "$stamp"
 echo "setup: done"

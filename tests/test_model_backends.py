@@ -218,7 +218,11 @@ def test_backend_class_for_each_kind_of_option_value(tmp_path):
     assert backend_class("segmentation", str(tmp_path / "sam_vit_b_01ec64.pth")) is OfficialSam
     assert backend_class("segmentation", "SAM_VIT_H.PTH") is OfficialSam
     assert backend_class("inpainting", "big-lama.pt") is TorchScriptLama
-    assert [cls.name for cls in registered_backends("segmentation")] == ["segment-anything", "transformers-sam"]
+    assert [cls.name for cls in registered_backends("segmentation")] == [
+        "onnx-sam",
+        "segment-anything",
+        "transformers-sam",
+    ]
     with pytest.raises(ValueError, match="unknown model task 'colour'"):
         backend_class("colour", "x")
 

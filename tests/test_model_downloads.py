@@ -230,8 +230,9 @@ def test_status_reports_wrong_sizes_and_bad_checksums(server, tmp_path):
 
 def test_the_catalog_defaults_are_permissive_and_complete():
     defaults = [model for model in CATALOG if model.default]
-    assert {model.task for model in defaults} == {"depth", "segmentation", "inpainting"}
-    assert all(model.licence in ("Apache-2.0", "MIT") for model in defaults)
+    assert {model.task for model in defaults} == {"depth", "segmentation"}  # the default inpainting is Telea
+    assert {model.task for model in CATALOG} == {"depth", "segmentation", "inpainting"}
+    assert all(model.licence in ("Apache-2.0", "MIT") for model in CATALOG)
     assert len({model.key for model in CATALOG}) == len(CATALOG)
     mirrored = with_base_url(CATALOG, "http://mirror.example/models/")
     assert all(item.url == f"http://mirror.example/models/{item.path}" for m in mirrored for item in m.files)

@@ -4,7 +4,9 @@
 Hugging Face cache, download only when allowed) and checks a model folder is complete; ``cache`` keeps
 loaded networks warm; ``registry`` picks the backend for an option value (``backend_for``); ``depth``,
 ``segmentation`` and ``inpainting`` hold the built-in backends (the only modules here that import torch or
-transformers, and only when a network is opened); ``preflight`` checks every model a job needs at once.
+transformers, and only when a network is opened); ``onnx_depth``, ``onnx_sam`` and ``onnx_lama`` run ONNX
+exports through ONNX Runtime (``onnx_runtime``: providers and sessions; ``onnx_export``: making them from
+torch weights); ``preflight`` checks every model a job needs at once.
 Importing this package never imports torch.
 """
 
@@ -12,6 +14,13 @@ from __future__ import annotations
 
 # The built-in backends register themselves when their module is imported.
 from . import depth, inpainting, segmentation  # noqa: F401
+
+# isort: split
+# The ONNX Runtime backends register after them, so they are asked first; they handle only .onnx files and
+# folders of ONNX exports.
+from . import onnx_depth, onnx_lama, onnx_sam  # noqa: F401
+
+# isort: split
 from .cache import ModelCache, shared_cache
 from .preflight import MissingModels, check_models, model_problems, required_models
 from .protocols import (

@@ -3,7 +3,8 @@
 The catalog is the model manager's single source (the CLI's ``python -m core models`` and the Blender
 preferences list the same entries). Every default is under a licence that allows commercial use
 (Apache-2.0 or MIT). A studio mirror or a test server replaces the download addresses with
-``with_base_url`` (``$PHOTO3D_MODEL_MIRROR``); a JSON file with the same fields replaces the whole catalog (``load_catalog``).
+``with_base_url`` (``$PHOTO3D_MODEL_MIRROR``); a JSON file with the same fields replaces the whole catalog
+(``load_catalog``).
 
 A file's checksum is pinned here when known; otherwise the download takes the SHA-256 the Hugging Face hub
 publishes for every large file (its ``X-Linked-Etag`` header) and refuses a file for which neither exists.
@@ -104,7 +105,7 @@ CATALOG: tuple[CatalogModel, ...] = (
                 None,
             ),
         ),
-        option="slimsam-77",
+        option="slimsam-77/vision_encoder.onnx",
         default=True,
     ),
     CatalogModel(
@@ -115,7 +116,7 @@ CATALOG: tuple[CatalogModel, ...] = (
         source=f"{HUB}/Carve/LaMa-ONNX",
         files=(_hub_file("Carve/LaMa-ONNX", "lama_fp32.onnx", "lama/lama_fp32.onnx", None),),
         option="lama/lama_fp32.onnx",
-        default=True,
+        default=False,  # the default inpainting (Telea) needs no network; LaMa is the "lama" choice
         approx_mb=205,  # big-lama, 51 M parameters
     ),
 )

@@ -122,6 +122,14 @@ def _torch_hub_checkpoints() -> str:
     return os.path.join(torch_home, "hub", "checkpoints")
 
 
+def _inside_models_dir(name: str, models_dir: str | None) -> str | None:
+    """``models_dir/name`` for a relative ``name`` (subfolders kept), or None."""
+    name = name.strip()
+    if not models_dir or os.path.isabs(os.path.expanduser(name)) or name.startswith("~"):
+        return None
+    return os.path.join(os.path.expanduser(models_dir), *name.replace("\\", "/").split("/"))
+
+
 def resolve_weights_file(name: str, models_dir: str | None) -> str:
     """Path of a single-file checkpoint (e.g. ``big-lama.pt``): explicit file, ``models_dir/name``, torch hub.
 
@@ -138,14 +146,18 @@ def resolve_weights_file(name: str, models_dir: str | None) -> str:
 
     base = os.path.basename(explicit)
     searched = [explicit]
+    inside = _inside_models_dir(name, models_dir)
+    if inside is not None:
+        searched.append(inside)  # a relative path the catalog uses (``lama/lama_fp32.onnx``), as given
     if models_dir:
         searched.append(os.path.join(os.path.expanduser(models_dir), base))
     searched.append(os.path.join(_torch_hub_checkpoints(), base))
+    searched = list(dict.fromkeys(searched))
     for path in searched[1:]:
         if os.path.isfile(path):
             return os.path.abspath(path)
 
-    where = os.path.join(os.path.expanduser(models_dir), base) if models_dir else f"MODELS_DIR/{base}"
+    where = inside or (os.path.join(os.path.expanduser(models_dir), base) if models_dir else f"MODELS_DIR/{base}")
     source = f" (from {BIG_LAMA_URL})" if base == "big-lama.pt" else ""
     hint = "" if models_dir else " and set the models folder to MODELS_DIR"
     raise ModelError(
@@ -275,7 +287,11 @@ def locate(need: WeightsNeed, models_dir: str | None, offline: bool) -> str:
         return resolve_weights_file(need.name, models_dir)
     if need.kind == "checkpoint":
         path = os.path.expanduser(need.name.strip())
-        if not os.path.isfile(path):
-            raise ModelError(f"{need.what} not found: {need.name}")
-        return path
+        if os.path.isfile(path):
+            return path
+        inside = _inside_models_dir(need.name, models_dir)
+        if inside is not None and os.path.isfile(inside):
+            return os.path.abspath(inside)
+        where = f"; put it at {inside}" if inside is not None else ""
+        raise ModelError(f"{need.what} not found: {need.name}{where}")
     raise ValueError(f"unknown weights kind {need.kind!r}: use one of {', '.join(NEED_KINDS)}")
