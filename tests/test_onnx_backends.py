@@ -3,6 +3,10 @@ them, LaMa's crops touch only hole pixels, providers fall back, and bad files ar
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -20,6 +24,7 @@ from core.options import DEFAULT_DEPTH_MODEL, DEFAULT_SAM_MODEL, PipelineOptions
 from core.segment import point_grid
 from tests.onnx_models import OnnxModels, onnx_models
 
+ROOT = Path(__file__).resolve().parents[1]
 CPU = Runtime(device="cpu")
 CPU_PROVIDER = "CPUExecutionProvider"
 
@@ -255,3 +260,22 @@ def test_a_corrupt_onnx_file_is_named(tmp_path):
 def test_an_export_with_another_interface_is_named(exported):
     with pytest.raises(ModelError, match="is not the expected export: it has no input 'pixel_values'"):
         backend_for("depth", str(exported.lama_onnx), CPU, ModelCache())
+
+
+def test_without_torch_the_device_comes_from_onnx_runtime():
+    # The bundled worker has no torch: ``auto`` must resolve through ONNX Runtime's providers, not fail.
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from core.errors import ModelError\n"
+        "from core.models.runtime import resolve_device\n"
+        "print(resolve_device('auto'), resolve_device('cpu'))\n"
+        "try:\n"
+        "    resolve_device('cuda')\n"
+        "except ModelError as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    first, *rest = result.stdout.splitlines()
+    assert first == "cpu cpu"  # this machine's onnxruntime is the CPU build
+    assert rest and rest[0].startswith("refused:") and "ONNX Runtime offers no GPU provider" in rest[0]

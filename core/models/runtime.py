@@ -8,11 +8,44 @@ from ..errors import InputError, ModelError
 from ..options import RuntimeOptions
 
 
-def resolve_device(name: str) -> str:
-    """``auto`` -> ``cuda`` when available else ``cpu``; an explicit ``cuda`` without CUDA is an error."""
-    import torch  # lazy: importing core must not need torch
+def _onnx_device(name: str) -> str:
+    """The device without torch (the bundled, ONNX-only worker): what ONNX Runtime's providers offer.
 
+    ``auto`` is ``cuda`` with the CUDA provider, ``gpu`` with another GPU provider (DirectML, CoreML), else
+    ``cpu``; the ONNX backends try the GPU providers for any device but ``cpu``."""
+    from .onnx_runtime import CPU, GPU_CHAIN, available_providers
+
+    try:
+        listed = available_providers()
+    except ModelError:
+        listed = [CPU]
+    if name == "auto":
+        if "CUDAExecutionProvider" in listed:
+            return "cuda"
+        return "gpu" if any(provider in listed for provider in GPU_CHAIN) else "cpu"
+    if name == "cpu":
+        return "cpu"
+    if name == "gpu" or name == "cuda" or name.startswith("cuda:"):
+        wanted = ["CUDAExecutionProvider"] if name.startswith("cuda") else list(GPU_CHAIN)
+        if not any(provider in listed for provider in wanted):
+            raise ModelError(
+                f"device {name!r} was requested but ONNX Runtime offers no GPU provider here "
+                f"(it has {', '.join(listed)}); set the device to cpu or auto"
+            )
+        return name
+    raise InputError(f"unknown device {name!r}: use auto, cpu or cuda")
+
+
+def resolve_device(name: str) -> str:
+    """``auto`` -> ``cuda`` when available else ``cpu``; an explicit ``cuda`` without CUDA is an error.
+
+    Without torch (the bundled worker runs ONNX models only) the device comes from ONNX Runtime instead."""
     name = (name or "auto").strip().lower()
+    try:
+        import torch  # lazy: importing core must not need torch
+    except ImportError:
+        return _onnx_device(name)
+
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cpu":
@@ -36,7 +69,8 @@ class Runtime:
     """What a backend needs to know besides its model: a resolved device and where weights may come from."""
 
     device: str
-    """Resolved: ``cpu``, ``cuda`` or ``cuda:N`` (never ``auto``)."""
+    """Resolved: ``cpu``, ``cuda`` or ``cuda:N`` (never ``auto``); ``gpu`` (ONNX Runtime's DirectML or CoreML)
+    only where torch is absent."""
     models_dir: str | None = None
     """The user's models folder, searched before the Hugging Face cache."""
     offline: bool = True
@@ -46,6 +80,6 @@ class Runtime:
 
     @classmethod
     def from_options(cls, options: RuntimeOptions | None = None) -> Runtime:
-        """Resolve ``options.device`` (imports torch) and keep the models folder and download permission."""
+        """Resolve ``options.device`` (through torch when installed); keep the models folder and download permission."""
         options = options or RuntimeOptions()
         return cls(device=resolve_device(options.device), models_dir=options.models_dir, offline=options.offline)
