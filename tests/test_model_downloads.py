@@ -7,6 +7,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -349,3 +350,26 @@ def test_the_download_task_cancels_within_a_read_and_keeps_the_part(server, tmp_
     assert task.done and task.cancelled and "resumes" in task.error
     assert time.monotonic() - started < 2.0
     assert part.is_file() and not (tmp_path / "tiny" / "encoder.onnx").exists()
+
+
+def test_worker_missing_model_errors_read_in_blenders_terms(tmp_path):
+    from core.errors import ModelError
+    from core.models import weights
+    from core.models.preflight import MissingModels, model_problems
+    from core.options import PipelineOptions
+    from tests.pure_addon import addon
+
+    job = addon("worker.job")
+    options = PipelineOptions.from_dict({"segment": {"model": "facebook/sam-vit-base"}})
+    problems = model_problems(options)  # no models folder, offline: every model missing, with terminal hints
+    with pytest.raises(ModelError) as refill:
+        weights.locate(weights.WeightsNeed("depth model", "owner/name", "transformers"), str(tmp_path), True)
+    (tmp_path / "owner--name").mkdir()
+    with pytest.raises(ModelError) as incomplete:
+        weights.locate(weights.WeightsNeed("depth model", "owner/name", "transformers"), str(tmp_path), True)
+    for message in (str(MissingModels(problems)), str(refill.value), str(incomplete.value)):
+        assert "--" in message or "hf download" in message  # the terminal wording is what the worker sends
+        state = job.JobState(status="failed", error_code="missing_model", error=message)
+        shown = state.describe_error()
+        assert "hf download" not in shown and not re.search(r"(^|\s)--[a-z]", shown), shown
+        assert "Hugging Face hub" in shown

@@ -6,6 +6,7 @@ process: no worker, no pip. The preferences read ``status`` for the progress bar
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
@@ -36,6 +37,26 @@ def missing_models_message(models: list[CatalogModel], models_dir: str, online: 
         f"it and press '{DOWNLOAD_BUTTON}' in Photo3D's preferences, or put these files in place by hand:\n"
         + offline_instructions(wanted, models_dir)
     )
+
+
+_BLENDER_WORDING = (
+    (re.compile(r"[Dd]ownload it with `hf download (\S+) --local-dir ([^`]+)`"),
+     r"download the model \1 from the Hugging Face hub into the folder \2"),
+    (re.compile(r"get it(?: again)? with `hf download (\S+)(?: --local-dir ([^`]+))?`"),
+     r"download the model \1 from the Hugging Face hub again"),
+    (re.compile(r"or pass --online to allow downloading it"),
+     "or turn on 'Download Missing Models' in Photo3D's preferences (needs online access)"),
+    (re.compile(r" and set the models folder to \S+"), " and set 'Models Folder' in Photo3D's preferences"),
+    (re.compile(r"e\.g\. --segment (\S+)"), r"e.g. \1 as the segmentation model"),
+)  # fmt: skip
+"""The worker's missing-model wording for a terminal, and what a Blender user does instead."""
+
+
+def blender_wording(message: str) -> str:
+    """A worker's missing-model message in Blender's terms: buttons and preferences, never a CLI flag."""
+    for pattern, replacement in _BLENDER_WORDING:
+        message = pattern.sub(replacement, message)
+    return message
 
 
 class ModelDownload:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .client import WorkerClient, WorkerError
+from .downloads import blender_wording
 
 # Plain words for the worker's error codes; the worker's own message follows.
 ERROR_TITLES = {
@@ -47,7 +48,11 @@ class JobState:
 
     def describe_error(self) -> str:
         title = ERROR_TITLES.get(self.error_code or "", "The conversion failed")
-        return f"{title}: {self.error}" if self.error else title
+        if not self.error:
+            return title
+        if self.error_code == "missing_model":
+            return f"{title}: {blender_wording(self.error)}"
+        return f"{title}: {self.error}"
 
 
 class ImportJob:
