@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ...core.models.catalog import CatalogModel, active_catalog
 from ...core.options import LIMITS, PipelineOptions
 
 # Quality presets: working resolution, triangle budget per layer mesh, MPI planes.
@@ -49,6 +50,9 @@ class ImportChoices:
     allow_download: bool = False
     focal_px: float = 0.0
     """The photo's focal length in pixels when known (calibrated cameras); 0 = from EXIF or a default."""
+    onnx_models: bool = False
+    """The worker runs ONNX models only (the bundled, torch-free one): its networks are the model manager's
+    (``core.models.catalog``), found in ``models_dir``."""
 
 
 DEFAULTS = ImportChoices()
@@ -112,6 +116,27 @@ def check_image_path(path: str) -> Path:
     return image
 
 
+def _catalog_default(task: str, catalog: tuple[CatalogModel, ...]) -> CatalogModel:
+    """The model manager's model for ``task``: its default one, else the first it offers."""
+    offered = [model for model in catalog if model.task == task]
+    return next((model for model in offered if model.default), offered[0])
+
+
+def catalog_models(choices: ImportChoices) -> list[CatalogModel]:
+    """The model manager's models an import with ``choices`` needs (none unless ``onnx_models``)."""
+    if not choices.onnx_models:
+        return []
+    catalog = active_catalog()
+    wanted = []
+    if choices.depth_source != "FILE":
+        wanted.append(_catalog_default("depth", catalog))
+    if choices.segmentation:
+        wanted.append(_catalog_default("segmentation", catalog))
+    if choices.inpaint == "LAMA":
+        wanted.append(_catalog_default("inpainting", catalog))
+    return wanted
+
+
 def pipeline_options(choices: ImportChoices) -> dict[str, Any]:
     """Nested options for ``core.options.PipelineOptions.from_dict``, sent to the worker as JSON."""
     if choices.quality not in QUALITY_PRESETS:
@@ -153,4 +178,10 @@ def pipeline_options(choices: ImportChoices) -> dict[str, Any]:
         options["segment"]["model"] = "none"
     if choices.models_dir:
         options["runtime"]["models_dir"] = choices.models_dir
+    # The bundled worker has no torch: its networks are the model manager's ONNX files in the models folder.
+    option_of = {"depth": ("depth", "model"), "segmentation": ("segment", "model"),
+                 "inpainting": ("inpaint", "lama_model")}  # fmt: skip
+    for model in catalog_models(choices):
+        section, name = option_of[model.task]
+        options[section][name] = model.option
     return options
