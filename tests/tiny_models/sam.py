@@ -40,8 +40,10 @@ def make_tiny_sam(folder: Path) -> Path:
         # The default 1e-10 makes image embeddings (nearly) constant; this lets the image matter.
         initializer_range=0.02,
     )
+    # The mask embedding's first layer norm runs over mask_input_channels // 4 channels: ONNX Runtime 1.23
+    # refuses a LayerNorm over one, so 8 (real SAM has 16).
     prompt = SamPromptEncoderConfig(
-        hidden_size=HIDDEN, image_size=IMAGE_SIZE, patch_size=PATCH_SIZE, mask_input_channels=4
+        hidden_size=HIDDEN, image_size=IMAGE_SIZE, patch_size=PATCH_SIZE, mask_input_channels=8
     )
     decoder = SamMaskDecoderConfig(
         hidden_size=HIDDEN, mlp_dim=64, num_hidden_layers=2, num_attention_heads=2, iou_head_hidden_dim=32
