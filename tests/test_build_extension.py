@@ -25,7 +25,16 @@ def _load_build_script():
 
 
 build = _load_build_script()
+fetch_wheels = build._load_fetch_wheels()
 MANIFEST = tomllib.loads((ROOT / build.MANIFEST_NAME).read_text(encoding="utf-8"))
+# Requirements of the bundled wheels that are deliberately not bundled, with the reason (see bundled.txt).
+NOT_BUNDLED = {
+    "numpy": "Blender's own numpy 1.26.4",
+    "coloredlogs": "onnxruntime tools only",
+    "flatbuffers": "onnxruntime tools only (ORT format)",
+    "protobuf": "onnxruntime tools only",
+    "sympy": "onnxruntime tools only (symbolic shape inference)",
+}
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +48,14 @@ def cli() -> Path:
 
 @pytest.fixture(scope="module")
 def zips(cli, tmp_path_factory) -> list[Path]:
-    """The repository built once, split per platform and validated by build_extension itself."""
+    """The repository built once, split per platform, with its bundled wheels, validated by build_extension."""
     return build.build_extension(tmp_path_factory.mktemp("dist"))
+
+
+@pytest.fixture(scope="module")
+def bundled_wheels() -> dict[str, list[Path]]:
+    """Each platform's pinned wheels (from the cache; downloaded and hash-checked when absent)."""
+    return fetch_wheels.fetch()
 
 
 def _platform_of(zip_path: Path) -> str:
@@ -99,7 +114,9 @@ def test_zip_holds_the_add_on_and_core_but_no_dev_files(zips):
         assert {f"core/{p.name}" for p in (ROOT / "core").glob("*.py")} <= set(names)
         for name in names:
             top = name.split("/", 1)[0]
-            assert top not in {"tests", "scripts", "requirements", "wheels", "out", "dist", "examples", "docs"}, name
+            assert top not in {"tests", "scripts", "requirements", "out", "dist", "examples", "docs"}, name
+            # wheels/ holds the bundled wheels only (its README stays out).
+            assert top != "wheels" or (name.endswith(".whl") and name.count("/") == 1), name
             assert not top.startswith("."), name
             assert "__pycache__" not in name and not name.endswith((".pyc", ".zip")), name
         assert "pyproject.toml" not in names
@@ -116,8 +133,99 @@ def test_zip_manifest_has_id_version_and_its_platform(zips):
 
 
 def test_without_split_one_universal_zip(cli, tmp_path):
-    (zip_path,) = build.build_extension(tmp_path, split_platforms=False, validate=False)
+    # All four platforms' wheels in one zip would pass the upload limit: a universal zip is add-on only.
+    (zip_path,) = build.build_extension(tmp_path, split_platforms=False, validate=False, bundle_wheels=False)
     assert zip_path.name == f"{MANIFEST['id']}-{MANIFEST['version']}.zip"
+    with zipfile.ZipFile(zip_path) as zf:
+        assert not [n for n in zf.namelist() if n.endswith(".whl")]
+
+
+def test_repository_lists_no_wheels_so_a_clean_clone_builds():
+    assert "wheels" not in MANIFEST
+    assert not list((ROOT / "wheels").glob("*.whl"))
+    assert (ROOT / build.BUNDLED_REQUIREMENTS).is_file()
+
+
+def test_each_zip_bundles_exactly_its_platforms_wheels_under_the_upload_limit(zips, bundled_wheels):
+    for zip_path in zips:
+        platform = _platform_of(zip_path)
+        with zipfile.ZipFile(zip_path) as zf:
+            names = {n for n in zf.namelist() if n.endswith(".whl")}
+            manifest = tomllib.loads(zf.read(build.MANIFEST_NAME).decode("utf-8"))
+        expected = {f"wheels/{w.name}" for w in bundled_wheels[platform]}
+        assert names == expected, platform
+        assert sorted(manifest["build"]["generated"]["wheels"]) == sorted(f"./{n}" for n in expected)
+        assert not any(n.startswith(("wheels/numpy-", "wheels/torch-", "wheels/transformers-")) for n in names)
+        assert zip_path.stat().st_size < build.UPLOAD_LIMIT_BYTES, f"{zip_path.name}: over the upload limit"
+    # The build staged a copy: the repository's manifest and wheels/ are as they were.
+    assert "wheels" not in tomllib.loads((ROOT / build.MANIFEST_NAME).read_text(encoding="utf-8"))
+    assert not list((ROOT / "wheels").glob("*.whl"))
+
+
+def test_bundled_pins_are_hashed_cp311_and_closed_over_their_requirements(bundled_wheels):
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name, parse_wheel_filename
+
+    pins = fetch_wheels.read_pins()
+    assert all(pin.hashes for pin in pins), "run scripts/fetch_wheels.py --lock"
+    assert not {"numpy", "torch", "transformers"} & {pin.key for pin in pins}
+    for platform, wheels in bundled_wheels.items():
+        bundled = {parse_wheel_filename(w.name)[0] for w in wheels}
+        assert len(bundled) == len(wheels) == len(fetch_wheels.pins_for(platform, pins)), platform
+        environment = {"python_version": "3.11", "extra": "", **fetch_wheels.PLATFORM_MARKERS[platform]}
+        for wheel in wheels:
+            tags = parse_wheel_filename(wheel.name)[3]
+            assert all(t.interpreter in ("cp311", "cp37", "py3") for t in tags), wheel.name
+            with zipfile.ZipFile(wheel) as zf:
+                (metadata,) = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA")]
+                lines = zf.read(metadata).decode("utf-8").splitlines()
+            for line in lines:
+                if not line.startswith("Requires-Dist:"):
+                    continue
+                requirement = Requirement(line.removeprefix("Requires-Dist:").strip())
+                if requirement.marker is not None and not requirement.marker.evaluate(environment):
+                    continue
+                name = canonicalize_name(requirement.name)
+                assert name in bundled or name in NOT_BUNDLED, f"{wheel.name} needs {requirement} ({platform})"
+
+
+def test_markers_pick_each_platforms_triangle():
+    pins = fetch_wheels.read_pins()
+    triangle = {
+        platform: [pin.version for pin in fetch_wheels.pins_for(platform, pins) if pin.key == "triangle"]
+        for platform in MANIFEST["platforms"]
+    }
+    assert triangle["macos-x64"] == ["20230923"]
+    assert triangle["macos-arm64"] == triangle["linux-x64"] == triangle["windows-x64"] == ["20250106"]
+
+
+def test_fetch_covers_the_manifest_platforms_and_the_add_on_agrees_on_macos():
+    assert set(fetch_wheels.PLATFORMS) == set(MANIFEST["platforms"])
+    from tests.pure_addon import addon
+
+    assert addon("worker.environment").BUNDLED_MACOS_MIN == fetch_wheels.MACOS_TARGET
+
+
+def test_a_cached_wheel_that_does_not_match_its_hash_is_refused(tmp_path):
+    folder = tmp_path / "linux-x64"
+    folder.mkdir()
+    (folder / "pkg-1.0-py3-none-any.whl").write_bytes(b"tampered")
+    pin = fetch_wheels.Pin("pkg", "1.0", None, frozenset({"0" * 64}))
+    with pytest.raises(fetch_wheels.FetchError, match="does not match the hashes"):
+        fetch_wheels.select_wheels(folder, [pin], "linux-x64")
+    # A pure wheel suits every platform; a folder without the pin's wheel is named.
+    with pytest.raises(fetch_wheels.FetchError, match="no windows-x64 wheel .* for pkg==1.0"):
+        fetch_wheels.select_wheels(tmp_path / "empty", [pin], "windows-x64")
+
+
+def test_hand_listed_wheels_next_to_bundled_requirements_are_refused(cli, tmp_path):
+    source = _minimal_source(tmp_path, ["./wheels/pure-1.0-py3-none-any.whl"])
+    (source / "wheels").mkdir()
+    (source / "wheels" / "pure-1.0-py3-none-any.whl").touch()
+    (source / "requirements").mkdir()
+    shutil.copy2(ROOT / build.BUNDLED_REQUIREMENTS, source / build.BUNDLED_REQUIREMENTS)
+    with pytest.raises(build.BuildError, match="lists wheels by hand"):
+        build.build_extension(tmp_path / "dist", source_dir=source)
 
 
 def test_wheels_are_split_by_platform(cli, tmp_path):

@@ -13,9 +13,10 @@ import bpy
 
 from ...core.package import read_package
 from ..scene.builder import BuildSettings, build_scene
-from ..ui.preferences import addon_id, get_preferences, resolve_worker_python
+from ..ui.preferences import addon_id, get_preferences, resolve_worker, resolved_models_dir
 from ..ui.task_operator import TaskOperator
 from ..worker.client import WorkerError, shared_worker
+from ..worker.downloads import missing_models_message
 from ..worker.environment import missing_worker_message
 from .choices import (
     DEFAULTS,
@@ -29,6 +30,7 @@ from .choices import (
     REPRESENTATION_ITEMS,
     ChoiceError,
     ImportChoices,
+    catalog_models,
     check_image_path,
     pipeline_options,
 )
@@ -109,17 +111,22 @@ class PHOTO3D_OT_import_image(TaskOperator, bpy.types.Operator):
         prefs = get_preferences(context)
         try:
             images = self._chosen_images()
-            options = pipeline_options(self._choices(prefs))
-            found = resolve_worker_python(prefs)
-            if found is None:
+            launch = resolve_worker(prefs)
+            if launch is None:
                 raise ChoiceError(missing_worker_message())
-            python = str(found[1])
+            choices = self._choices(prefs, onnx_models=launch.bundled)
+            # The bundled worker's networks are the model manager's: say which are missing, and the button
+            # that fetches them, before any work starts.
+            missing = missing_models_message(catalog_models(choices), choices.models_dir, bpy.app.online_access)
+            if missing:
+                raise ChoiceError(missing)
+            options = pipeline_options(choices)
             root = packages_root(prefs)
         except (ChoiceError, OSError) as exc:
             self.report({"ERROR"}, f"Photo3D: {exc}")
             return {"CANCELLED"}
         self._built: list[str] = []
-        service = ImportService(images, options, root, lambda: shared_worker(python), self._take_result)
+        service = ImportService(images, options, root, lambda: shared_worker(launch), self._take_result)
         try:
             return self.run_task(context, service)
         except WorkerError as exc:
@@ -134,7 +141,7 @@ class PHOTO3D_OT_import_image(TaskOperator, bpy.types.Operator):
         return {"FINISHED"} if self._built else {"CANCELLED"}
 
     # -- steps ------------------------------------------------------------------------------------------
-    def _choices(self, prefs) -> ImportChoices:
+    def _choices(self, prefs, onnx_models: bool = False) -> ImportChoices:
         return ImportChoices(
             representation=self.representation,
             layers=self.layers,
@@ -146,8 +153,9 @@ class PHOTO3D_OT_import_image(TaskOperator, bpy.types.Operator):
             segmentation=self.segmentation,
             inpaint=self.inpaint,
             device=prefs.device,
-            models_dir=bpy.path.abspath(prefs.models_dir) if prefs.models_dir else "",
+            models_dir=resolved_models_dir(prefs),
             allow_download=prefs.allow_download and bpy.app.online_access,
+            onnx_models=onnx_models,
         )
 
     def _chosen_images(self) -> list[Path]:

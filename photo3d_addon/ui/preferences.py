@@ -20,8 +20,18 @@ from ..importing.choices import (
     QUALITY_ITEMS,
     REPRESENTATION_ITEMS,
 )
+from ..worker.client import WorkerLaunch, remember_launch
 from ..worker.downloads import DOWNLOAD_BUTTON, MODELS_FOLDER_NAME, ModelDownload
-from ..worker.environment import MANAGED_ENV_NAME, EnvironmentSetup, find_worker_python, missing_worker_message
+from ..worker.environment import (
+    EXTENSION_SITE_PACKAGES,
+    MANAGED_ENV_NAME,
+    BlenderPython,
+    EnvironmentSetup,
+    bundled_problem,
+    describe_worker,
+    find_worker,
+    missing_worker_message,
+)
 from .task_operator import TaskOperator
 
 
@@ -53,8 +63,30 @@ def resolved_models_dir(prefs: Photo3DPreferences, create: bool = False) -> str:
         return ""
 
 
+def blender_python() -> BlenderPython:
+    """Blender's own Python, how Blender asks it to be run, and where it extracted the bundled wheels."""
+    return BlenderPython(
+        executable=sys.executable,
+        python_args=tuple(bpy.app.python_args),
+        site_packages=bpy.utils.user_resource("EXTENSIONS", path=EXTENSION_SITE_PACKAGES),
+    )
+
+
+def resolve_worker(prefs: Photo3DPreferences) -> WorkerLaunch | None:
+    """The worker the preferences choose: a configured or managed torch worker, else the bundled one."""
+    configured = bpy.path.abspath(prefs.worker_python) if prefs.worker_python else ""
+    launch = find_worker(configured, managed_env_dir(), blender_python())
+    if launch is not None:
+        # Callers that start the worker by path (shared_worker(str(path))) get this launch, the bundled
+        # worker's isolated start included.
+        remember_launch(launch)
+    return launch
+
+
 def resolve_worker_python(prefs: Photo3DPreferences) -> tuple[str, Path] | None:
-    return find_worker_python(bpy.path.abspath(prefs.worker_python) if prefs.worker_python else "", managed_env_dir())
+    """``resolve_worker`` as (origin, interpreter path)."""
+    launch = resolve_worker(prefs)
+    return None if launch is None else (launch.origin, Path(launch.python))
 
 
 # The one running environment set-up, shared by the operator and the preferences' draw.
@@ -214,8 +246,9 @@ class Photo3DPreferences(bpy.types.AddonPreferences):
 
     worker_python: bpy.props.StringProperty(
         name="Worker Python",
-        description="Python interpreter with the Photo3D worker packages (torch, transformers, opencv). "
-        "Empty: the managed environment, or the project's .venv",
+        description="Python interpreter with the torch worker's packages (torch, transformers, opencv). "
+        "Empty: the managed environment once set up, else the bundled worker (Blender's own Python with the "
+        "packages this extension ships; no torch)",
         subtype="FILE_PATH",
     )
     models_dir: bpy.props.StringProperty(
@@ -248,13 +281,15 @@ class Photo3DPreferences(bpy.types.AddonPreferences):
         box = layout.box()
         box.label(text="Worker")
         box.prop(self, "worker_python")
-        found = resolve_worker_python(self)
-        if found is None:
+        launch = resolve_worker(self)
+        if launch is None:
             box.label(text=missing_worker_message()[:120] + "...", icon="ERROR")
         else:
-            origin, path = found
-            icon = "CHECKMARK" if path.is_file() else "ERROR"
-            box.label(text=f"Using {path} ({origin})", icon=icon)
+            icon = "CHECKMARK" if Path(launch.python).is_file() else "ERROR"
+            box.label(text=describe_worker(launch), icon=icon)
+        if launch is None or not launch.bundled:
+            problem = bundled_problem(blender_python())
+            box.label(text=f"Bundled worker: {problem or 'available (clear Worker Python to use it)'}", icon="INFO")
         row = box.row()
         if _setup is not None and not _setup.done:
             row.label(text=f"Setting up: {_setup.message} ({_setup.progress:.0%})", icon="TIME")

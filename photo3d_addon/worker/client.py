@@ -3,6 +3,12 @@
 The worker speaks JSON lines: requests on its stdin, events on its stdout. A reader thread turns events into
 a queue that Blender polls from a timer, so the UI never blocks on the pipe. Nothing but JSON and file paths
 crosses the process boundary.
+
+Two kinds of worker start the same protocol: a torch worker, any Python with the packages of
+``core/requirements.txt`` (run with ``core`` on ``PYTHONPATH``), and the bundled worker, Blender's own Python
+with the wheels the extension bundles. Blender's Python runs isolated (``bpy.app.python_args``, typically
+``-I``, which ignores ``PYTHONPATH``), so a short ``-c`` bootstrap puts the extension and the folder where
+Blender extracted the wheels on ``sys.path`` and runs ``core`` as ``__main__``.
 """
 
 from __future__ import annotations
@@ -16,22 +22,111 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 EXTENSION_ROOT = Path(__file__).resolve().parents[2]
-"""The folder holding ``core/``: the worker runs with it on ``PYTHONPATH``."""
+"""The folder holding ``core/``: on the worker's path (``PYTHONPATH``, or the bundled worker's bootstrap)."""
+
+
+# argv: root, wheel folders (os.pathsep-joined), then the worker's own arguments. The wheel folders go just
+# before the interpreter's site-packages, where Blender itself puts the extensions' site-packages, so the
+# worker imports exactly what Blender would (Blender's numpy, the bundled cv2, scipy...).
+BUNDLED_BOOTSTRAP = "; ".join(
+    (
+        "import os, runpy, site, sys",
+        "root, wheels = sys.argv[1], [p for p in sys.argv[2].split(os.pathsep) if p]",
+        "del sys.argv[1:3]",
+        "known = set(site.getsitepackages())",
+        "at = next((i for i, p in enumerate(sys.path) if p in known), len(sys.path))",
+        "sys.path[at:at] = wheels",
+        "sys.path.insert(0, root)",
+        "runpy.run_module('core', run_name='__main__', alter_sys=True)",
+    )
+)
+# Variables that would point Blender's Python at another environment: -I ignores the PYTHON* ones, but
+# Blender started with --python-use-system-env has no -I in python_args, and macOS's __PYVENV_LAUNCHER__
+# changes sys.executable whatever the flags.
+_FOREIGN_ENV = ("VIRTUAL_ENV", "__PYVENV_LAUNCHER__")
 
 
 class WorkerError(RuntimeError):
     """The worker could not start, or stopped while it had work."""
 
 
+@dataclass(frozen=True)
+class WorkerLaunch:
+    """How one worker is started: its Python and, for the bundled worker, the way Blender's Python is run."""
+
+    python: str
+    origin: str = ""
+    """Where the choice came from, for the preferences: ``preferences``, ``bundled``, ``managed environment``..."""
+    bundled: bool = False
+    """Blender's own Python with the extension's bundled wheels (no torch), started isolated."""
+    python_args: tuple[str, ...] = ()
+    """``bpy.app.python_args``: the flags Blender asks for when its Python is run as a program."""
+    site_packages: tuple[str, ...] = ()
+    """Folders with the bundled packages: Blender's ``extensions/.local/lib/python3.11/site-packages``."""
+
+    def command(self, root: Path) -> list[str]:
+        """The worker's command line."""
+        if not self.bundled:
+            return [self.python, "-m", "core", "worker"]
+        # -u and -X utf8 do what PYTHONUNBUFFERED and PYTHONIOENCODING do for the torch worker: -I ignores both.
+        return [
+            self.python,
+            *self.python_args,
+            "-u",
+            "-X",
+            "utf8",
+            "-c",
+            BUNDLED_BOOTSTRAP,
+            str(root),
+            os.pathsep.join(self.site_packages),
+            "worker",
+        ]
+
+    def environment(self, root: Path, base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+        """The worker's environment: ``base`` (the caller's) adjusted for this kind of worker, then ``extra``."""
+        env = dict(base)
+        env.pop("PYTHONHOME", None)  # Blender's own Python home must not leak into another interpreter
+        if self.bundled:
+            for key in [k for k in env if k.startswith("PYTHON") or k in _FOREIGN_ENV]:
+                del env[key]
+        else:
+            # The worker imports ``core`` from the extension folder, whatever the Python's own path holds.
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
+            env["PYTHONIOENCODING"] = "utf-8"
+            env["PYTHONUNBUFFERED"] = "1"
+        env.update(extra)
+        return env
+
+
+# How the add-on last resolved each interpreter (``remember_launch``): callers that pass only a path to
+# ``shared_worker`` still get the bundled worker's isolated start.
+_launches: dict[str, WorkerLaunch] = {}
+
+
+def remember_launch(launch: WorkerLaunch) -> None:
+    """Record how ``launch.python`` is to be started when a caller names only the path (the latest wins)."""
+    _launches[launch.python] = launch
+
+
+def launch_for(python: str | WorkerLaunch) -> WorkerLaunch:
+    """``python`` as a launch: itself, the one remembered for that path, or a plain torch worker."""
+    if isinstance(python, WorkerLaunch):
+        return python
+    return _launches.get(str(python), WorkerLaunch(str(python)))
+
+
 class WorkerClient:
     """One worker process: start it, send requests, collect events, stop it."""
 
-    def __init__(self, python: str, env: dict[str, str] | None = None, root: Path = EXTENSION_ROOT):
-        self.python = python
+    def __init__(self, python: str | WorkerLaunch, env: dict[str, str] | None = None, root: Path = EXTENSION_ROOT):
+        self.launch = launch_for(python)
+        self.python = self.launch.python
         self.root = root
         self.extra_env = dict(env or {})
         self.process: subprocess.Popen | None = None
@@ -48,17 +143,11 @@ class WorkerClient:
         """Start the worker and wait for its ``ready`` event."""
         if not Path(self.python).is_file():
             raise WorkerError(f"the worker's Python {self.python!r} does not exist; set it in the preferences")
-        env = dict(os.environ)
-        # The worker imports ``core`` from the extension folder, whatever the Python's own path holds.
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(self.root), env.get("PYTHONPATH", "")) if p)
-        env["PYTHONIOENCODING"] = "utf-8"
-        env["PYTHONUNBUFFERED"] = "1"
-        env.pop("PYTHONHOME", None)  # Blender's own Python home must not leak into another interpreter
-        env.update(self.extra_env)
+        env = self.launch.environment(self.root, os.environ, self.extra_env)
         creation = getattr(subprocess, "CREATE_NO_WINDOW", 0) if sys.platform == "win32" else 0
         try:
             self.process = subprocess.Popen(
-                [self.python, "-m", "core", "worker"],
+                self.launch.command(self.root),
                 cwd=str(self.root),
                 env=env,
                 stdin=subprocess.PIPE,
@@ -159,15 +248,16 @@ _shared: WorkerClient | None = None
 _shared_lock = threading.Lock()
 
 
-def shared_worker(python: str, env: dict[str, str] | None = None) -> WorkerClient:
+def shared_worker(python: str | WorkerLaunch, env: dict[str, str] | None = None) -> WorkerClient:
     """The worker kept for this Blender session: started once, restarted when dead or reconfigured."""
     global _shared
+    launch = launch_for(python)
     with _shared_lock:
-        if _shared is not None and (not _shared.alive or _shared.python != python or _shared.extra_env != (env or {})):
+        if _shared is not None and (not _shared.alive or _shared.launch != launch or _shared.extra_env != (env or {})):
             _shared.stop()
             _shared = None
         if _shared is None:
-            client = WorkerClient(python, env)
+            client = WorkerClient(launch, env)
             client.start()
             _shared = client
         return _shared
