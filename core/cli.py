@@ -239,6 +239,11 @@ def summary_text(manifest: Manifest, package: str) -> str:
         f"  depth   {_shown(depth.source)}  [{_shown(depth.kind)}, {_shown(depth.units)}]",
         f"  {manifest.representation} with {len(manifest.layers)} {noun} (back to front):",
     ]
+    runs_on = [
+        f"{key.removesuffix('_runs_on')}: {value}" for key, value in manifest.models.items() if key.endswith("_runs_on")
+    ]
+    if runs_on:
+        lines.insert(4, f"  ran on  {_shown('; '.join(runs_on))}")
     for layer in manifest.layers:
         lo, hi = layer.depth_range
         extra = ""

@@ -32,6 +32,7 @@ from .inpaint import LayerFill, inpaint_layers
 from .layers import Layer, build_layers
 from .load import LoadedImage, load_image
 from .models import SEGMENTATION_WITHOUT_WEIGHTS, ModelCache, check_models
+from .models.registry import recording_backends
 from .options import HarmonizeOptions, PipelineOptions
 from .package import FORMAT_NAME, FORMAT_VERSION, Manifest, save_mesh_file
 from .package.files import check_texture
@@ -293,15 +294,21 @@ def _absolute_if_file(source: str, options: PipelineOptions) -> str:
     return str(Path(source).absolute()) if options.depth.depth_file else source
 
 
-def _models_used(options: PipelineOptions, depth: DepthResult) -> dict[str, str]:
+def _models_used(options: PipelineOptions, depth: DepthResult, runs_on: dict[str, str] | None = None) -> dict[str, str]:
+    """What made each part, and for the networks what they ran on (``depth_runs_on``: backend and device or
+    ONNX Runtime execution provider)."""
     segment = options.segment.model
-    return {
+    used = {
         "depth": depth.source,
         "segmentation": "superpixel (weights-free)" if segment in SEGMENTATION_WITHOUT_WEIGHTS else segment,
         "inpaint": options.inpaint.lama_model
         if options.inpaint.method == "lama"
         else f"opencv-{options.inpaint.method}",
     }
+    names = {"depth": "depth", "segmentation": "segmentation", "inpainting": "inpaint"}
+    for task, text in sorted((runs_on or {}).items()):
+        used[f"{names.get(task, task)}_runs_on"] = text
+    return used
 
 
 def _write_package(
@@ -310,6 +317,7 @@ def _write_package(
     textures: _PackageTextures,
     options: PipelineOptions,
     progress: Progress,
+    runs_on: dict[str, str] | None = None,
 ) -> tuple[Path, Manifest]:
     """The package stage: meshes, depth map, contact sheet and manifest next to the textures, then publish."""
     loaded = scene.loaded
@@ -380,7 +388,7 @@ def _write_package(
             "representation": options.geometry.representation,
             "layers": entries,
             "contact_sheet": CONTACT_SHEET_NAME,
-            "models": _models_used(options, scene.depth),
+            "models": _models_used(options, scene.depth, runs_on),
             "options": options.to_dict(),
             "stats": scene.info,
             # Written once, with the package: the package stage's own time runs up to this point.
@@ -413,8 +421,9 @@ def convert_image(
     """
     options = options or PipelineOptions()
     progress = progress or Progress()
-    analysis = _analyse(image_path, options, progress, cache)
-    with _staged_with_textures(out_dir, analysis.loaded, progress) as (staged, textures):
-        scene = _fill_and_mesh(analysis, options, progress, cache, textures)
-        path, manifest = _write_package(scene, staged, textures, options, progress)
+    with recording_backends() as runs_on:
+        analysis = _analyse(image_path, options, progress, cache)
+        with _staged_with_textures(out_dir, analysis.loaded, progress) as (staged, textures):
+            scene = _fill_and_mesh(analysis, options, progress, cache, textures)
+            path, manifest = _write_package(scene, staged, textures, options, progress, runs_on)
     return PipelineResult(path, manifest)

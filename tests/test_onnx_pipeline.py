@@ -50,6 +50,13 @@ def test_the_pipeline_runs_on_onnx_runtime_and_writes_a_valid_package(exported, 
     assert manifest.depth.kind == "relative" and manifest.depth.source.endswith("model.onnx")
     assert manifest.models["segmentation"] == str(exported.sam_onnx)
     assert manifest.models["inpaint"] == str(exported.lama_onnx)
+    # What each network ran on goes into the manifest: backend and the execution provider actually used.
+    assert manifest.models["depth_runs_on"] == "onnx-depth on CPUExecutionProvider"
+    assert manifest.models["segmentation_runs_on"] == "onnx-sam on CPUExecutionProvider"
+    assert manifest.models["inpaint_runs_on"] == "onnx-lama on CPUExecutionProvider"
+    from core.cli import summary_text
+
+    assert "ran on  depth: onnx-depth on CPUExecutionProvider; " in summary_text(manifest, str(package.root))
     assert manifest.layers
     depth_map = np.load(package.path_of("depth.npy"))
     assert depth_map.shape == (64, 96) and np.isfinite(depth_map).all()

@@ -10,6 +10,8 @@ to the stage that uses it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ..errors import ModelError
@@ -67,8 +69,31 @@ def backend_class(task: str, model: str) -> type:
     raise ModelError(f"no {task} backend runs {model!r}")
 
 
+_RECORDERS: list[dict[str, str]] = []
+
+
+@contextmanager
+def recording_backends() -> Iterator[dict[str, str]]:
+    """Collect, per task, which backend ``backend_for`` opened and what it runs on (``onnx-depth on
+    CPUExecutionProvider``, ``transformers on cuda``) while the block runs: the manifest records it."""
+    used: dict[str, str] = {}
+    with _LOCK:
+        _RECORDERS.append(used)
+    try:
+        yield used
+    finally:
+        with _LOCK:
+            _RECORDERS.remove(used)
+
+
 def backend_for(task: str, model: str, runtime: Runtime, cache: ModelCache | None = None) -> Any:
     """A ready backend for ``model``: found through the registry, opened on ``runtime`` and kept warm in
     ``cache`` (the process-wide cache when None)."""
     cls = backend_class(task, model)
-    return cls.open(model, runtime, cache if cache is not None else shared_cache())
+    backend = cls.open(model, runtime, cache if cache is not None else shared_cache())
+    # ONNX backends know the execution provider that actually runs (after any fallback); torch ones the device.
+    runs_on = f"{cls.name} on {getattr(backend, 'provider', None) or runtime.device}"
+    with _LOCK:
+        for used in _RECORDERS:
+            used[task] = runs_on
+    return backend
