@@ -72,7 +72,7 @@ from ..render.settings import (
 )
 from ..scene.builder import BuildSettings, build_scene, remove_photo_collection
 from ..scene.photo_scene import SOURCE_KEY, PhotoScene
-from ..worker.client import shared_worker, stop_shared_worker
+from ..worker.client import launch_for, shared_worker, stop_shared_worker
 from ..worker.environment import find_worker_python, missing_worker_message
 from ..worker.task import run_blocking
 
@@ -418,7 +418,19 @@ class _Stop:
 _stop = _Stop()
 
 
-def _choices_for(photo: Path, settings: dict[str, Any]) -> ImportChoices:
+def _models_dir(settings: dict[str, Any]) -> str:
+    """--models-dir, else the add-on's models folder (its preference, or the extension's user folder)."""
+    if settings["models_dir"]:
+        return settings["models_dir"]
+    try:
+        from ..ui.preferences import get_preferences, resolved_models_dir
+
+        return resolved_models_dir(get_preferences())
+    except (KeyError, AttributeError):  # run from scripts/photo3d_batch.py: the add-on is not enabled
+        return ""
+
+
+def _choices_for(photo: Path, settings: dict[str, Any], onnx_models: bool = False) -> ImportChoices:
     return ImportChoices(
         representation=settings["representation"],
         layers=int(settings["layers"]),
@@ -429,15 +441,17 @@ def _choices_for(photo: Path, settings: dict[str, Any]) -> ImportChoices:
         segmentation=bool(settings["segmentation"]),
         inpaint=settings["inpaint"],
         device=settings["device"],
-        models_dir=settings["models_dir"] or "",
+        models_dir=_models_dir(settings),
+        onnx_models=onnx_models,
     )
 
 
 def _convert(photo: Path, settings: dict[str, Any], out_dir: Path, python: str) -> Path:
     """The photo through the import service (the one the import operator uses), blocking; its package."""
     check_image_path(str(photo))
-    options = pipeline_options(_choices_for(photo, settings))
-    service = ImportService([photo], options, out_dir / "packages", lambda: shared_worker(python))
+    launch = launch_for(python)  # the bundled worker runs the model manager's ONNX files
+    options = pipeline_options(_choices_for(photo, settings, onnx_models=launch.bundled))
+    service = ImportService([photo], options, out_dir / "packages", lambda: shared_worker(launch))
     last = [""]
 
     def show(share: float, text: str) -> None:
