@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -189,17 +190,47 @@ def _no_model_choices(depth: Path, models_dir: Path | None) -> dict:
     return choices.pipeline_options(picked)
 
 
-# Each case: (id, options builder taking the depth file and a models folder, models folder factory).
-# Hook for the ONNX backends: add a case whose builder picks the ONNX depth / SAM / LaMa models and whose
-# factory writes tiny ONNX models (tests/onnx_models.py exports them with torch in this process; the bundled
-# worker only runs them, with onnxruntime from the bundle).
-CASES = [pytest.param(_no_model_choices, None, id="no-models")]
+def _onnx_choices(depth: Path, models_dir: Path | None) -> dict:
+    """The add-on's options for a default import on the bundled worker: every network, as ONNX files in the
+    models folder where the model manager puts them (LaMa for the inpainting, so all three run)."""
+    picked = choices.ImportChoices(
+        quality="DRAFT", depth_source="MODEL", segmentation=True, inpaint="LAMA", onnx_models=True,
+        models_dir=str(models_dir),
+    )  # fmt: skip
+    return choices.pipeline_options(picked)
+
+
+def _tiny_onnx_models(folder: Path, tmp_path_factory) -> Path:
+    """Tiny ONNX exports of the real architectures (made with torch in this process) at the catalog's paths;
+    the bundled worker only runs them, with the bundle's onnxruntime."""
+    from tests.onnx_models import onnx_models
+
+    exported = onnx_models(tmp_path_factory)
+    files = {
+        "depth-anything-v2-small/model.onnx": exported.depth_onnx / "model.onnx",
+        "slimsam-77/vision_encoder.onnx": exported.sam_js / "vision_encoder.onnx",
+        "slimsam-77/prompt_encoder_mask_decoder.onnx": exported.sam_js / "prompt_encoder_mask_decoder.onnx",
+        "lama/lama_fp32.onnx": exported.lama_onnx,
+    }
+    for relative, source in files.items():
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, folder / relative)
+    return folder
+
+
+# Each case: (options builder taking the depth file and a models folder, models folder factory).
+CASES = [
+    pytest.param(_no_model_choices, None, id="no-models"),
+    pytest.param(_onnx_choices, _tiny_onnx_models, id="onnx-models"),
+]
 
 
 @pytest.mark.parametrize(("options_for", "models_factory"), CASES)
-def test_bundled_worker_converts_the_motorcycle(bundled, motorcycle, tmp_path, options_for, models_factory):
+def test_bundled_worker_converts_the_motorcycle(
+    bundled, motorcycle, tmp_path, tmp_path_factory, options_for, models_factory
+):
     image, depth = motorcycle
-    models_dir = models_factory(tmp_path / "models") if models_factory else None
+    models_dir = models_factory(tmp_path / "models", tmp_path_factory) if models_factory else None
     options = options_for(depth, models_dir)
     launch = environment.bundled_launch(bundled.blender)
     command = launch.command(client_module.EXTENSION_ROOT)
@@ -220,3 +251,10 @@ def test_bundled_worker_converts_the_motorcycle(bundled, motorcycle, tmp_path, o
     package = read_package(outcome.package)
     assert package.manifest.layers, "the package has no layers"
     assert all((outcome.package / layer.texture).is_file() for layer in package.manifest.layers)
+    if models_dir is not None:  # every network ran on the bundle's ONNX Runtime
+        runs_on = {key: value for key, value in package.manifest.models.items() if key.endswith("_runs_on")}
+        assert runs_on == {
+            "depth_runs_on": "onnx-depth on CPUExecutionProvider",
+            "segmentation_runs_on": "onnx-sam on CPUExecutionProvider",
+            "inpaint_runs_on": "onnx-lama on CPUExecutionProvider",
+        }
