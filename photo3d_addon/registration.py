@@ -8,6 +8,7 @@ import bpy
 
 from .batch import run as batch
 from .importing import operator as importing
+from .render import handlers as render_handlers
 from .ui import operators, panels, preferences, properties
 from .worker.client import stop_shared_worker
 
@@ -22,11 +23,13 @@ def register() -> None:
     for menu, entry in importing.MENUS:
         menu.append(entry)
     batch.register()
+    render_handlers.register()
 
 
 def unregister() -> None:
     # Only the add-on's own code goes: everything it built in the scene stays, and renders without it.
     stop_shared_worker()
+    render_handlers.unregister()
     batch.unregister()
     properties.unregister()
     for menu, entry in importing.MENUS:

@@ -5,6 +5,17 @@ and world-probe settings, at several sizes; the fewest samples that keep each lo
     .venv/bin/python scripts/bench_render.py [--sizes 370x250,960x540,1920x1080] [--frames 4] [--json FILE]
     .venv/bin/python scripts/bench_render.py --find-samples [--json FILE]
     .venv/bin/python scripts/bench_render.py --depthflow [--json FILE]
+    .venv/bin/python scripts/bench_render.py --profile [--sizes 370x250] [--variants lean,no_fast_gi,...]
+    .venv/bin/python scripts/bench_render.py --versus [--versus-sizes 370x250,1280x720] [--versus-samples 1,2,4,12]
+
+``--profile`` fits each variant's CPU per frame as a fixed cost plus a cost per sample (``PROFILE_VARIANTS``:
+settings on top of the lean ones, and diagnostics that change the picture). ``--versus`` runs Photo3D's preview
+and DepthFlow in one go at each output size: CPU per frame of the example's swing (no effect: DepthFlow has
+none), and in-view PSNR (the overlap and disoccluded masks of ``scripts/novel_view``) of the Motorcycle right
+view against the real right photo, scored at the coarser of the render's and the photo's size. DepthFlow's
+parameters are fitted to that view first (``depthflow_seed``: its parallel-ray camera reproduces the stereo
+disparity exactly for any height; a coordinate search then maximises its PSNR), so the comparison is generous
+to it.
 
 Every measurement runs in its own process (``--child``), so each one's first frame is a first frame: Eevee
 compiles its shaders there, and the default settings' shadow passes start from the second render on. CPU is
@@ -126,7 +137,8 @@ def child(spec_path: Path) -> int:
     from dataclasses import replace
 
     path = replace(paths.DEFAULTS, duration_frames=PATH_FRAMES)
-    addon("photo3d_addon.motion.keyframes").apply_preset(photo, path, scene, frame_start=1)
+    if spec.get("view") != "right":  # the right view is a still camera: no path, no overscan
+        addon("photo3d_addon.motion.keyframes").apply_preset(photo, path, scene, frame_start=1)
     fx = addon("photo3d_addon.effects.params")
     if spec["effects"]:
         addon("photo3d_addon.effects.build").apply_effects(photo, fx.parse_effects(spec["effects"]))
@@ -146,9 +158,25 @@ def child(spec_path: Path) -> int:
         scene.world.probe_resolution = "1024"
     elif not look.lean:
         raise RuntimeError(f"the example did not get the lean settings: {look.reason}")
+    _apply_tweaks(scene, spec.get("tweaks", {}))
+    if spec.get("view") == "right":
+        _right_view(photo, package.manifest.camera)
     result: dict[str, Any] = {"look": look.describe(), "frames": []}
     if spec.get("fastest_frame"):
         spec["frames"] = [_fastest_frame(bpy, scene, photo.camera)]
+    if spec.get("animation"):  # one render job over a frame range, as an MP4 render is: CPU per frame
+        first, last = spec["animation"]
+        scene.frame_start, scene.frame_end = first, last
+        for samples in spec["samples"]:
+            scene.eevee.taa_render_samples = int(samples)
+            scene.render.filepath = str(out / f"anim_s{int(samples):04d}_")
+            cpu, wall = time.process_time(), time.perf_counter()
+            bpy.ops.render.render(animation=True)
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            count = last - first + 1
+            result["frames"].append({"frame": first, "samples": int(samples), "cpu_s": cpu / count,
+                                     "wall_s": wall / count, "png": ""})  # fmt: skip
+            print(f"bench: animation samples {samples}: {cpu / count:.2f} s CPU/frame", flush=True)
     for frame in spec["frames"]:
         for samples in spec["samples"]:
             scene.eevee.taa_render_samples = int(samples)
@@ -166,6 +194,58 @@ def child(spec_path: Path) -> int:
     sys.stdout.flush()
     # bpy can hang in its exit handlers after rendering with software GL; the result is written.
     os._exit(0)
+
+
+def _apply_tweaks(scene, tweaks: dict[str, Any]) -> None:
+    """Set ``{"eevee.use_fast_gi": False, "render.filter_size": 0.5, ...}`` on the scene: a profile variant."""
+    owners = {
+        "scene": scene,
+        "eevee": scene.eevee,
+        "render": scene.render,
+        "image": scene.render.image_settings,
+        "world": scene.world,
+        "view": scene.view_settings,
+    }
+    import bpy
+
+    owners["layer"] = scene.view_layers[0]
+    for key, value in tweaks.items():
+        owner, _, name = key.partition(".")
+        if owner == "materials":
+            for material in bpy.data.materials:
+                setattr(material, name, value)
+        elif owner == "objects" and name == "hide_render_blended":
+            for obj in scene.objects:
+                slots = getattr(obj, "material_slots", [])
+                obj.hide_render = any(s.material and s.material.surface_render_method == "BLENDED" for s in slots)
+        elif owners[owner] is not None:
+            setattr(owners[owner], name, value)
+
+
+def _right_view(photo, left) -> None:
+    """Put the photo's camera where the right camera of the Motorcycle pair stood, with no camera path: the
+    baseline along the camera's x, the principal point moved by ``doffs`` (as ``scripts/novel_view`` does).
+    ``left`` is the package's camera (``core.camera.Camera``)."""
+    sys.path.insert(0, str(ROOT))
+    from core.camera import blender_fit
+    from scripts.novel_view.pairs import right_camera
+
+    example = _make_example()
+    cam = photo.camera
+    right = right_camera(left.width, left.height, left.focal_px, left.cx, left.cy, example.BASELINE_M, example.DOFFS_PX)
+    cam.location = right.location  # camera-local space of the root = package camera space
+    fit = blender_fit(right.camera)
+    cam.data.shift_x, cam.data.shift_y = fit.shift_x, fit.shift_y
+
+
+def _make_example():
+    """``scripts/make_example.py`` as a module: the pair's calibration."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_example", ROOT / "scripts" / "make_example.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _fastest_frame(bpy, scene, camera) -> int:
@@ -263,6 +343,66 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             f"{row['steady_cpu_s']:.2f} ({row['steady_wall_s']:.2f}) | {speedup} | "
             f"{row['load_before']} -> {row['load_after']} |"
         )
+
+
+# -- 2. where the per-frame CPU goes ---------------------------------------------------------------------------
+PROFILE_VARIANTS: dict[str, dict[str, Any]] = {
+    "lean": {},
+    "no_fast_gi": {"eevee.use_fast_gi": False},
+    "no_compositor": {"render.use_compositing": False, "render.use_sequencer": False},
+    "png_level0": {"image.compression": 0},
+    "no_dither": {"render.dither_intensity": 0.0},
+    "filter_0.5": {"render.filter_size": 0.5},
+    "shadow_pool_small": {"eevee.shadow_pool_size": "16"},  # the irradiance pool is at its smallest already
+    "no_world": {"scene.world": None},
+    "no_z_pass": {"layer.use_pass_z": False},
+    "unused_off": {"eevee.use_fast_gi": False, "render.use_compositing": False, "render.use_sequencer": False},
+    "motion_blur": {"render.use_motion_blur": True},  # what the sidebar's and the batch's defaults render
+    # Diagnostics, not settings (they change the picture): where the per-pixel cost comes from.
+    "diag_all_dithered": {"materials.surface_render_method": "DITHERED"},
+    "diag_backdrop_only": {"objects.hide_render_blended": True},
+}
+"""Settings tried on top of the lean ones, each in its own process: what each saves per frame and per sample."""
+
+
+def profile(args: argparse.Namespace, package: Path) -> list[dict[str, Any]]:
+    """Per variant and size: CPU per frame at a few sample counts, fitted as fixed + per-sample cost (least
+    squares over every render but the process's first, which compiles the shaders)."""
+    import numpy as np
+
+    rows = []
+    ladder = [int(n) for n in args.profile_samples.split(",")]
+    names = list(PROFILE_VARIANTS) if args.variants == "all" else args.variants.split(",")
+    effects = [] if args.effect.lower() == "none" else [args.effect]
+    for text in args.sizes.split(","):
+        size = _size(text)
+        for name in names:
+            load = _load()
+            spec = {
+                "package": str(package),
+                "effects": effects,
+                "size": size,
+                "settings": "lean",
+                "quality": "PREVIEW",
+                "tweaks": PROFILE_VARIANTS[name],
+                "samples": ladder,
+                "frames": [1, 13, 25, 37][: max(2, args.frames)],
+                "motion_blur": False,
+                "out": str(CACHE / "profile" / f"{size[0]}x{size[1]}_{name}"),
+            }
+            times = _run_child(spec)["frames"][1:]
+            samples = np.array([t["samples"] for t in times], float)
+            cpu = np.array([t["cpu_s"] for t in times], float)
+            per_sample, fixed = np.polyfit(samples, cpu, 1)
+            means = {str(n): float(cpu[samples == n].mean()) for n in ladder}
+            row = {"size": f"{size[0]}x{size[1]}", "variant": name, "tweaks": PROFILE_VARIANTS[name],
+                   "fixed_cpu_s": float(fixed), "per_sample_cpu_s": float(per_sample), "mean_cpu_s": means,
+                   "load_before": load, "load_after": _load()}  # fmt: skip
+            rows.append(row)
+            shown = "  ".join(f"{n}:{c:.2f}" for n, c in means.items())
+            print(f"  {row['size']:>9} {name:<14} fixed {fixed:5.2f} s + {per_sample:5.3f} s/sample  "
+                  f"(CPU s by samples {shown}; load {load} -> {row['load_after']})", flush=True)  # fmt: skip
+    return rows
 
 
 # -- 3. the fewest samples that keep the picture ---------------------------------------------------------------
@@ -516,6 +656,300 @@ def depthflow(args: argparse.Namespace, package: Path) -> dict[str, Any]:
     return entry
 
 
+# -- 4. Photo3D's preview against DepthFlow: CPU per frame and PSNR against the real right view -----------------
+VERSUS_SIZES = "370x250,1280x720"
+"""Output sizes of the comparison: the preview of the photo (50 %), and HD."""
+DEPTHFLOW_SEARCH: dict[str, tuple[float, float, float, float]] = {
+    # parameter: (first step, lower bound, upper bound); offset and centre are DepthFlow's x, in its uv units
+    "offset_x": (0.05, -4.0, 4.0),
+    "height": (0.1, 0.05, 1.0),
+    "steady": (0.05, -1.0, 1.0),
+    "isometric": (0.1, 0.0, 1.0),
+    "center_x": (0.01, -1.0, 1.0),
+    "zoom": (0.01, 0.5, 2.0),
+}
+"""DepthFlow's state parameters the search refines, one at a time (``depthflow_versus_child``)."""
+DEPTHFLOW_HEIGHTS = (0.25, 0.5, 0.75, 1.0)
+"""Heights the search starts from, each with the offset and centre that reproduce the stereo disparity."""
+
+
+def depthflow_seed(height: float, near: float, far: float) -> dict[str, float]:
+    """DepthFlow's parameters that reproduce the right view's disparity exactly, for a surface ``height``.
+
+    With parallel rays (``isometric`` 1), ``zoom`` 1 and ``steady`` 0, DepthFlow shows at screen x the photo at
+    x + height * (offset - centre) * v + centre (uv units, half the image height each; v its height map, 1 =
+    nearest), an affine map of v. The right camera shows the left photo at u + d with d = f B / Z - doffs,
+    affine in 1 / Z and so in v: matching both terms gives the offset and centre."""
+    example = _make_example()
+    f_b = example.FOCAL_PX * example.BASELINE_M
+    half_height = 250.0  # the Motorcycle photo is 500 px high: one uv unit
+    slope = f_b * (1.0 / near - 1.0 / far) / half_height
+    constant = (f_b / far - example.DOFFS_PX) / half_height
+    offset = slope / height + constant
+    return {"offset_x": offset, "height": height, "steady": 0.0, "isometric": 1.0, "center_x": constant, "zoom": 1.0}
+
+
+def depthflow_versus_child(spec_path: Path) -> int:
+    """In DepthFlow's venv: fit DepthFlow's parallax parameters to the real right view (in-view PSNR at the
+    search size), render that view at each size, and time a swing with the fitted parameters at each size."""
+    import math
+    import types
+
+    spec = json.loads(spec_path.read_text())
+    import numpy as np
+    from depthflow.scene import DepthScene
+    from PIL import Image
+    from shaderflow.message import ShaderMessage
+
+    depth = np.load(spec["depth"]).astype(np.float64)
+    depth[~np.isfinite(depth)] = np.nanmax(depth)
+    near, far = float(depth.min()), float(depth.max())
+    heightmap = (1.0 / depth - 1.0 / far) / (1.0 / near - 1.0 / far)  # DepthFlow's height map: 1 = nearest
+    image = np.asarray(Image.open(spec["image"]).convert("RGB"))
+    out = Path(spec["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    fps = 24.0
+    state: dict[str, Any] = {}
+
+    def apply(scene) -> None:
+        st = scene.state
+        st.height, st.steady, st.isometric = state["height"], state["steady"], state["isometric"]
+        st.zoom = state["zoom"]
+        st.offset, st.center = (state["offset_x"], 0.0), (state["center_x"], 0.0)
+
+    def scene_for(size: list[int]):
+        scene = DepthScene(backend="headless")
+        scene.input(image=image, depth=(heightmap * 255).round().astype(np.uint8))
+        scene.exporting = scene.freewheel = scene.headless = True
+        scene.realtime = False
+        scene.quality, scene.fps, scene.time = spec["quality"], fps, 0.0
+        scene.relay(ShaderMessage.Shader.Compile)
+        scene.resize(width=size[0], height=size[1])
+        for module in scene.modules:
+            module.setup()
+        scene.ssaa = 1.0
+        scene.set_duration(spec["frames"] / fps)
+        scene.vsync = types.SimpleNamespace(fps=fps)  # what main()'s scheduler would hold
+        scene.update = lambda: apply(scene)
+        return scene
+
+    def shot(scene, frame: int = 0) -> tuple[float, float, np.ndarray]:
+        scene.time = frame / fps
+        cpu, wall = time.process_time(), time.perf_counter()
+        scene.next(dt=0.0)
+        picture = scene.screenshot()
+        return time.process_time() - cpu, time.perf_counter() - wall, np.asarray(picture)[..., :3]
+
+    truth = np.load(spec["truth"]).astype(np.float64)
+    mask = np.load(spec["mask"])
+
+    def score(params: dict[str, float]) -> float:
+        state.clear()
+        state.update(params)
+        _, _, picture = shot(search)
+        diff = picture.astype(np.float64)[mask] - truth[mask]
+        return 10.0 * math.log10(255.0**2 / max(float(np.mean(diff**2)), 1e-12))
+
+    search = scene_for(spec["search_size"])
+    tried, best, best_db = 0, None, -1.0
+    for seed in spec["seeds"]:
+        db = score(seed)
+        tried += 1
+        if db > best_db:
+            best, best_db = dict(seed), db
+    steps = {name: value[0] for name, value in DEPTHFLOW_SEARCH.items()}
+    for _ in range(spec["rounds"]):
+        for name, (_, lower, upper) in DEPTHFLOW_SEARCH.items():
+            improved = True
+            while improved:
+                improved = False
+                for sign in (1.0, -1.0):
+                    value = best[name] + sign * steps[name]
+                    if not lower <= value <= upper:
+                        continue
+                    params = {**best, name: value}
+                    db = score(params)
+                    tried += 1
+                    if db > best_db + 1e-3:
+                        best, best_db, improved = params, db, True
+                        break
+            steps[name] /= 2.0
+    result: dict[str, Any] = {"params": best, "search_psnr_db": best_db, "evaluations": tried, "sizes": {}}
+    print(f"depthflow: best {best} at {best_db:.2f} dB after {tried} renders", flush=True)
+    for size, view_size in zip(spec["sizes"], spec["view_sizes"], strict=True):
+        key = f"{size[0]}x{size[1]}"
+        state.clear()
+        state.update(best)
+        viewer = scene_for(view_size)
+        shot(viewer)  # the first frame compiles
+        cpu, _, picture = shot(viewer)
+        png = out / f"right_{view_size[0]}x{view_size[1]}.png"
+        Image.fromarray(picture).save(png)
+        # The swing: the fitted view's offset, swung both ways over the clip, like Photo3D's SWING_H loop.
+        scene = scene_for(size)
+        swing = best["offset_x"]
+        scene.update = lambda sc=scene, a=swing: (apply(sc), setattr(sc.state, "offset", (a * math.sin(sc.cycle), 0.0)))
+        frames = []
+        for frame in range(spec["frames"]):
+            cpu, wall, _ = shot(scene, frame)
+            frames.append({"frame": frame, "cpu_s": cpu, "wall_s": wall})
+        result["sizes"][key] = {"right_png": str(png), "right_cpu_s": cpu, "frames": frames}
+    result["renderer"] = str(search.opengl.info.get("GL_RENDERER"))
+    Path(spec["result"]).write_text(json.dumps(result))
+    return 0
+
+
+def _depth_range() -> tuple[float, float]:
+    """Nearest and farthest depth of the example's depth file (what DepthFlow's height map spans)."""
+    import numpy as np
+
+    depth = np.load(CACHE / "input" / "motorcycle_depth.npy")
+    return float(np.nanmin(depth)), float(np.nanmax(depth))
+
+
+def _view_truth():
+    """The Motorcycle pair (its real right view) and the right view's masks (``scripts/novel_view``)."""
+    sys.path.insert(0, str(ROOT))
+    from scripts.novel_view.metrics import view_masks
+    from scripts.novel_view.pairs import load_motorcycle
+
+    pair = load_motorcycle()
+    masks = view_masks(pair.disparity, pair.right_disparity)
+    return pair, masks
+
+
+def _at_size(image, size: tuple[int, int], mask: bool = False):
+    """``image`` area-resampled to ``size``; a mask keeps only pixels wholly inside it."""
+    import cv2
+    import numpy as np
+
+    if image.shape[1] == size[0] and image.shape[0] == size[1]:
+        return image
+    if mask:
+        return cv2.resize(image.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.999
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def view_scores(render, pair, masks) -> dict[str, float]:
+    """In-view (overlap + disoccluded), overlap and disoccluded PSNR of a right-view render against the real
+    right photo, at the coarser of the two sizes (the finer one area-downsampled, masks kept where whole)."""
+    from scripts.novel_view.metrics import masked_psnr
+
+    photo = (pair.right.shape[1], pair.right.shape[0])
+    size = photo if render.shape[1] >= photo[0] else (render.shape[1], render.shape[0])
+    truth, image = _at_size(pair.right, size), _at_size(render, size)
+    regions = {"in_view": masks.overlap | masks.disoccluded, "overlap": masks.overlap, "disoccluded": masks.disoccluded}
+    return {name: masked_psnr(image, truth, _at_size(region, size, mask=True)) for name, region in regions.items()}
+
+
+def versus(args: argparse.Namespace, package: Path) -> dict[str, Any]:
+    """Photo3D's preview and DepthFlow in one run, at each ``--versus-sizes`` output size: CPU per frame of the
+    example's swing (no effect: DepthFlow has none) and in-view PSNR of the right view against the real right
+    photo. DepthFlow's parameters are fitted to that view first, so the comparison is generous to it."""
+    import numpy as np
+    from PIL import Image
+
+    sys.path.insert(0, str(ROOT))
+    from scripts.novel_view.metrics import masked_psnr
+
+    python = DEPTHFLOW_DIR / "venv" / "bin" / "python"
+    if not python.is_file():
+        return _no_depthflow(f"no DepthFlow venv at {python.parent.parent}: run --depthflow once to install it")
+    pair, masks = _view_truth()
+    photo = (pair.right.shape[1], pair.right.shape[0])
+    sizes = [_size(t) for t in args.versus_sizes.split(",")]
+    # The right view keeps the photo's aspect at each output height (the real view only covers the photo).
+    view_sizes = [(round(h * photo[0] / photo[1]), h) for _, h in sizes]
+    search_size = view_sizes[0]
+    work = DEPTHFLOW_DIR / "versus"
+    work.mkdir(parents=True, exist_ok=True)
+    np.save(work / "truth.npy", _at_size(pair.right, search_size))
+    np.save(work / "mask.npy", _at_size(masks.overlap | masks.disoccluded, search_size, mask=True))
+    spec_file, result_file = work / "spec.json", work / "result.json"
+    result_file.unlink(missing_ok=True)
+    spec = {
+        "image": str(CACHE / "input" / "motorcycle.png"),
+        "depth": str(CACHE / "input" / "motorcycle_depth.npy"),
+        "truth": str(work / "truth.npy"),
+        "mask": str(work / "mask.npy"),
+        "search_size": search_size,
+        "seeds": [depthflow_seed(h, *_depth_range()) for h in DEPTHFLOW_HEIGHTS],
+        "sizes": sizes,
+        "view_sizes": view_sizes,
+        "frames": args.frames_versus,
+        "quality": 50.0,  # DepthFlow's default
+        "rounds": 3,
+        "out": str(work),
+        "result": str(result_file),
+    }
+    spec_file.write_text(json.dumps(spec))
+    report: dict[str, Any] = {"load_before": _load(), "sizes": {}}
+    completed = subprocess.run(
+        [str(python), str(Path(__file__).resolve()), "--depthflow-versus-child", str(spec_file)],
+        capture_output=True, text=True, timeout=3600,
+    )  # fmt: skip
+    if completed.returncode != 0 or not result_file.is_file():
+        return _no_depthflow(f"DepthFlow did not render (exit {completed.returncode}):\n"
+                             f"{(completed.stdout + completed.stderr)[-2000:]}")  # fmt: skip
+    flow = json.loads(result_file.read_text())
+    report["depthflow"] = {"params": flow["params"], "search_psnr_db": flow["search_psnr_db"],
+                           "evaluations": flow["evaluations"], "renderer": flow["renderer"],
+                           "load_after": _load()}  # fmt: skip
+    print(f"  DepthFlow fitted to the right view in {flow['evaluations']} renders: {flow['params']} "
+          f"({flow['search_psnr_db']:.2f} dB in view at {search_size[0]}x{search_size[1]}; load "
+          f"{report['load_before']} -> {report['depthflow']['load_after']})", flush=True)  # fmt: skip
+    samples = sorted({int(n) for n in args.versus_samples.split(",")})
+    effects = [] if args.effect.lower() == "none" else [args.effect]
+    for size, view_size in zip(sizes, view_sizes, strict=True):
+        key = f"{size[0]}x{size[1]}"
+        ours = flow["sizes"][key]
+        steady = ours["frames"][1:]
+        depthflow_cpu = sum(f["cpu_s"] for f in steady) / len(steady)
+        depthflow_view = np.asarray(Image.open(ours["right_png"]).convert("RGB"))
+        entry: dict[str, Any] = {
+            "view_size": f"{view_size[0]}x{view_size[1]}",
+            "depthflow": {"steady_cpu_s": depthflow_cpu, "psnr_db": view_scores(depthflow_view, pair, masks)},
+            "photo3d": {},
+        }
+        base = {"package": str(package), "settings": "lean", "quality": "PREVIEW", "motion_blur": False,
+                "tweaks": PROFILE_VARIANTS[args.versus_variant]}  # fmt: skip
+        load = _load()
+        timed = _run_child({**base, "effects": effects, "size": size, "samples": samples,
+                            "frames": [1, 13, 25, 37][: args.frames], "out": str(CACHE / "versus" / key)})  # fmt: skip
+        reference = args.versus_reference
+        views = _run_child({**base, "effects": [], "size": view_size, "samples": [*samples, reference], "frames": [1],
+                            "view": "right", "out": str(CACHE / "versus" / f"{key}_right")})  # fmt: skip
+        pngs = {t["samples"]: t["png"] for t in views["frames"]}
+        best = np.asarray(Image.open(pngs[reference]).convert("RGB"))
+        in_view = _at_size(masks.overlap | masks.disoccluded, view_size, mask=True)
+        steady_ours = timed["frames"][len(samples) :] or timed["frames"]
+        for n in samples:
+            cpu = [t["cpu_s"] for t in steady_ours if t["samples"] == n]
+            picture = np.asarray(Image.open(pngs[n]).convert("RGB"))
+            figures = {
+                "steady_cpu_s": sum(cpu) / len(cpu),
+                "psnr_db": view_scores(picture, pair, masks),
+                # Convergence: the same view against many more samples, over the same in-view pixels.
+                "psnr_vs_reference_db": masked_psnr(picture, best, in_view),
+                "right_png": pngs[n],
+            }
+            figures["ratio"] = figures["steady_cpu_s"] / depthflow_cpu
+            entry["photo3d"][str(n)] = figures
+        entry["load"] = f"{load} -> {_load()}"
+        report["sizes"][key] = entry
+        print(f"  {key}: DepthFlow {depthflow_cpu:.3f} CPU s/frame, in-view "
+              f"{entry['depthflow']['psnr_db']['in_view']:.2f} dB (overlap "
+              f"{entry['depthflow']['psnr_db']['overlap']:.2f}, disoccluded "
+              f"{entry['depthflow']['psnr_db']['disoccluded']:.2f}); load {entry['load']}", flush=True)  # fmt: skip
+        for n, figures in entry["photo3d"].items():
+            db = figures["psnr_db"]
+            print(f"  {key}: Photo3D preview {n:>2} samples {figures['steady_cpu_s']:6.2f} CPU s/frame "
+                  f"({figures['ratio']:5.1f}x DepthFlow), in-view {db['in_view']:.2f} dB (overlap "
+                  f"{db['overlap']:.2f}, disoccluded {db['disoccluded']:.2f}); "
+                  f"{figures['psnr_vs_reference_db']:.2f} dB vs {reference} samples", flush=True)  # fmt: skip
+    return report
+
+
 def _presets() -> dict[str, tuple[int, int]]:
     """The quality presets of ``render/settings.py`` (read without bpy)."""
     import ast
@@ -549,26 +983,46 @@ def main() -> int:
     parser.add_argument("--no-timings", dest="timings", action="store_false", help="skip the per-frame timings")
     parser.add_argument("--depthflow", action="store_true", help="also time DepthFlow in its own venv")
     parser.add_argument("--depthflow-size", default="960x540")
+    parser.add_argument("--profile", action="store_true", help="fixed vs per-sample CPU of lean-setting variants")
+    parser.add_argument("--variants", default="all", help=f"profile variants: {','.join(PROFILE_VARIANTS)} or all")
+    parser.add_argument("--profile-samples", default="1,4,12", help="the sample counts each profile frame renders")
+    parser.add_argument(
+        "--versus",
+        action="store_true",
+        help="Photo3D's preview vs DepthFlow: CPU per frame and PSNR against the real right view",
+    )
+    parser.add_argument("--versus-sizes", default=VERSUS_SIZES, help=f"output sizes (default {VERSUS_SIZES})")
+    parser.add_argument("--versus-samples", default="1,2,4,8,12", help="Photo3D sample counts compared")
+    parser.add_argument("--versus-reference", type=int, default=48, help="samples of the convergence reference")
+    parser.add_argument("--versus-variant", default="lean", help="the profile variant Photo3D renders with")
+    parser.add_argument("--frames-versus", type=int, default=24, help="DepthFlow frames timed per size")
     parser.add_argument("--json", type=Path, help="write every figure to this JSON file")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--depthflow-child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--depthflow-versus-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
         return child(args.child)
     if args.depthflow_child is not None:
         return depthflow_child(args.depthflow_child)
+    if args.depthflow_versus_child is not None:
+        return depthflow_versus_child(args.depthflow_versus_child)
     package = prepare_package()
     report: dict[str, Any] = {"load_at_start": _load(), "cpus": os.cpu_count()}
     print(f"bench_render: package {package}; load {report['load_at_start']} on {os.cpu_count()} CPUs", flush=True)
-    if args.timings and not args.find_samples:
+    if args.timings and not (args.find_samples or args.profile or args.versus):
         timing_args = argparse.Namespace(**{**vars(args), "motion_blur": bool(args.motion_blur)})
         report["timings"] = bench_frames(timing_args, package)
         print_table(report["timings"])
+    if args.profile:
+        report["profile"] = profile(args, package)
     if args.find_samples:
         search_args = argparse.Namespace(**{**vars(args), "motion_blur": args.motion_blur is not False})
         report["samples"] = find_samples(search_args, package)
     if args.depthflow:
         report["depthflow"] = depthflow(args, package)
+    if args.versus:
+        report["versus"] = versus(args, package)
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2))
         print(f"bench_render: wrote {args.json}")

@@ -23,13 +23,16 @@ RESOLUTIONS = {
     "VERTICAL": (1080, 1920),
 }
 FRAME_RATES = (24, 25, 30, 50, 60)
-# Eevee samples per pixel, and the share of the resolution: preview is for checking a move quickly. The samples
-# are the fewest that keep each look within 0.5 dB PSNR (against 4x the samples) of the 16 and 64 used before
-# (``scripts/bench_render.py --find-samples``); dithered sprites need more: ``EFFECT_SAMPLES``.
-QUALITY = {"PREVIEW": (12, 50), "FINAL": (64, 100)}
+# Eevee samples per pixel, and the share of the resolution: preview is for checking a move quickly. Photo3D's
+# layers are unlit, bilinear textures with soft alpha edges, so one sample already renders them: against the
+# real right view of the Motorcycle pair it scores as 12 samples do (in-view PSNR 25.94 vs 25.79 dB at 370x250,
+# 24.24 vs 24.21 dB at 1280x720) at a fifth to a tenth of the CPU (``scripts/bench_render.py --versus``). It is
+# sharper than many samples (no film filter: 32 dB against a 48-sample render), so FINAL keeps 64, the fewest
+# within 0.5 dB of the look before (``--find-samples``). Dithered sprites need more: ``EFFECT_SAMPLES``.
+QUALITY = {"PREVIEW": (1, 50), "FINAL": (64, 100)}
 EFFECT_SAMPLES = {"PREVIEW": {"RAIN": 16, "SNOW": 16, "DUST": 16}}
 """The fewest samples a quality renders with while these effects are on: their sprites are dithered, so fewer
-samples leave them grainy (1-2 dB below at 12, where layers, fog and halos lose nothing)."""
+samples leave them grainy (1-2 dB below at 12; layers, fog and halos are not dithered and keep the quality's)."""
 OUTPUTS = ("MP4", "PNG")
 
 
@@ -194,33 +197,69 @@ def eevee_look(scene: bpy.types.Scene) -> EeveeLook:
 
 def apply_eevee_look(scene: bpy.types.Scene) -> EeveeLook:
     """Lean shadow and world-probe settings when ``eevee_look`` allows them; otherwise the settings the lean
-    ones replaced come back (a light added since), and settings Photo3D never changed stay as they are."""
+    ones replaced come back (a light added since), and settings Photo3D never changed stay as they are.
+
+    The world probe belongs to the world, which other scenes may share: the resolution it had before any lean
+    scene changed it is kept with every scene that holds it lean, and comes back when the last one restores."""
     look = eevee_look(scene)
-    world = scene.world
-    if look.lean:
-        if LEAN_SAVED_KEY not in scene:
-            scene[LEAN_SAVED_KEY] = {
-                "use_shadows": bool(scene.eevee.use_shadows),
-                "probe_resolution": world.probe_resolution if world is not None else "",
-            }
-        scene.eevee.use_shadows = LEAN_EEVEE["use_shadows"]
-        if world is not None:
-            world.probe_resolution = LEAN_EEVEE["probe_resolution"]
-    else:
+    if not look.lean:
         restore_eevee_look(scene)
+        return look
+    world = scene.world
+    if LEAN_SAVED_KEY in scene and scene[LEAN_SAVED_KEY].get("world", "") != _world_name(world):
+        restore_eevee_look(scene)  # the scene was given another world since: put the first one back
+    if LEAN_SAVED_KEY not in scene:
+        scene[LEAN_SAVED_KEY] = {
+            "use_shadows": bool(scene.eevee.use_shadows),
+            "world": _world_name(world),
+            "probe_resolution": probe_before_lean(world) if world is not None else "",
+        }
+    # Set only what differs: every write tags the scene or world for Eevee to update.
+    if scene.eevee.use_shadows != LEAN_EEVEE["use_shadows"]:
+        scene.eevee.use_shadows = LEAN_EEVEE["use_shadows"]
+    if world is not None and world.probe_resolution != LEAN_EEVEE["probe_resolution"]:
+        world.probe_resolution = LEAN_EEVEE["probe_resolution"]
     return look
+
+
+def _world_name(world: bpy.types.World | None) -> str:
+    return world.name if world is not None else ""
+
+
+def lean_holders(world: bpy.types.World | None) -> list[bpy.types.Scene]:
+    """The scenes that hold ``world``'s probe at the lean resolution (``apply_eevee_look`` without a restore)."""
+    if world is None:
+        return []
+    return [s for s in bpy.data.scenes if LEAN_SAVED_KEY in s and s[LEAN_SAVED_KEY].get("world") == world.name]
+
+
+def probe_before_lean(world: bpy.types.World) -> str:
+    """The probe resolution ``world`` had before any scene made it lean (its own while none holds it)."""
+    for holder in lean_holders(world):
+        saved = holder[LEAN_SAVED_KEY].get("probe_resolution")
+        if saved:
+            return str(saved)
+    return world.probe_resolution
 
 
 def restore_eevee_look(scene: bpy.types.Scene) -> None:
     """Put back the shadow and world-probe settings the lean ones replaced, if they did: ``render_frames`` does
-    after rendering, so a file saved afterwards (the batch's .blend) renders right once the user adds a light."""
+    after rendering, and so does the ``render_complete`` handler (``render/handlers.py``), so a file saved
+    afterwards (the batch's .blend) renders right once the user adds a light. A world another scene still
+    holds lean stays lean until that scene restores too."""
     if LEAN_SAVED_KEY not in scene:
         return
-    saved = scene[LEAN_SAVED_KEY]
-    scene.eevee.use_shadows = bool(saved.get("use_shadows", True))
-    if scene.world is not None and saved.get("probe_resolution"):
-        scene.world.probe_resolution = saved["probe_resolution"]
+    saved = scene[LEAN_SAVED_KEY].to_dict()
     del scene[LEAN_SAVED_KEY]
+    if scene.eevee.use_shadows != bool(saved.get("use_shadows", True)):
+        scene.eevee.use_shadows = bool(saved.get("use_shadows", True))
+    if "world" in saved:
+        world = bpy.data.worlds.get(saved["world"]) if saved["world"] else None
+    else:  # saved before the world's name was kept: the scene's world is the one it changed
+        world = scene.world
+    probe = saved.get("probe_resolution")
+    if world is not None and probe and not lean_holders(world) and world.probe_resolution != probe:
+        world.probe_resolution = probe
 
 
 def apply_render_settings(scene: bpy.types.Scene, settings: RenderSettings) -> EeveeLook:
