@@ -11,6 +11,6 @@ export XDG_CACHE_HOME="${XDG_CACHE_HOME:-$PWD/.cache}"  # Eevee's compiled shade
 .venv/bin/python scripts/make_example.py out/example/input >/dev/null
 .venv/bin/python scripts/photo3d_batch.py out/example/input/motorcycle.png \
     --depth out/example/input/motorcycle_depth.npy --focal-px 994.978 --no-segmentation \
-    --path SWING_H --frames 48 --quality PREVIEW --samples 8 --no-motion-blur --effect rain:amount=0.7:wind=0.2 \
+    --path SWING_H --frames 48 --quality PREVIEW --samples 4 --no-motion-blur --effect rain:amount=0.7:wind=0.2 \
     --out out/example "$@"
 echo "video: out/example/motorcycle.mp4   scene: out/example/motorcycle.blend"
