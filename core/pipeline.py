@@ -14,8 +14,6 @@ import dataclasses
 import datetime
 import os
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,51 +127,28 @@ def _fill_and_mesh(
 ) -> SceneLayers:
     """The inpaint and geometry stages; with ``textures``, each mesh layer's texture starts once its fill is done."""
     loaded, layers = analysis.loaded, analysis.layers
-    h, w = loaded.work_size
-    work_camera = loaded.camera.scaled(w, h)
-    as_meshes = options.geometry.representation == "mesh"
-    # Each layer's mesh is built on a helper thread as soon as its fill is done, so the meshes of the first
-    # layers overlap the fills of the later ones instead of waiting for the whole inpaint stage.
-    mesher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="photo3d-mesh") if as_meshes else None
-    pending: dict[int, Future] = {}
+    on_fill = None
+    if textures is not None and options.geometry.representation == "mesh":
 
-    def on_fill(index: int, fill: LayerFill) -> None:
-        if textures is not None and as_meshes:
+        def on_fill(index: int, fill: LayerFill) -> None:
             textures.add_layer(index, layers[index], fill)
-        if mesher is not None:
-            max_triangles = options.geometry.max_triangles
-            pending[index] = mesher.submit(build_layer_mesh, fill.extent, fill.depth, work_camera, max_triangles)
 
+    with progress.stage("inpaint"):
+        fills = inpaint_layers(
+            loaded.work_rgb, analysis.harmonized, layers, options.inpaint, options.runtime, progress, cache, on_fill
+        )
     meshes: list[LayerMesh] = []
     mpi: list[Any] = []
-    try:
-        with progress.stage("inpaint"):
-            fills = inpaint_layers(
-                loaded.work_rgb, analysis.harmonized, layers, options.inpaint, options.runtime, progress, cache,
-                on_fill,
-            )  # fmt: skip
-        with progress.stage("geometry"):
-            if as_meshes:
-                for i, fill in enumerate(fills):
-                    progress.update(i / len(fills), f"mesh {i + 1}/{len(fills)}")
-                    future = pending.get(i)
-                    if future is None:  # a fill that did not report (never expected): build it here
-                        meshes.append(
-                            build_layer_mesh(fill.extent, fill.depth, work_camera, options.geometry.max_triangles)
-                        )
-                        continue
-                    while True:
-                        try:
-                            meshes.append(future.result(timeout=0.05))
-                            break
-                        except FutureTimeout:
-                            progress.check()  # a cancel is honoured while a mesh is being built
-            else:
-                rgba = [np.dstack([f.rgb, f.extent.astype(np.float32)]) for f in fills]
-                mpi = build_mpi(rgba, [f.depth for f in fills], options.geometry.mpi_planes)
-    finally:
-        if mesher is not None:
-            mesher.shutdown(wait=True, cancel_futures=True)
+    with progress.stage("geometry"):
+        h, w = loaded.work_size
+        work_camera = loaded.camera.scaled(w, h)
+        if options.geometry.representation == "mesh":
+            for i, fill in enumerate(fills):
+                progress.update(i / len(fills), f"mesh {i + 1}/{len(fills)}")
+                meshes.append(build_layer_mesh(fill.extent, fill.depth, work_camera, options.geometry.max_triangles))
+        else:
+            rgba = [np.dstack([f.rgb, f.extent.astype(np.float32)]) for f in fills]
+            mpi = build_mpi(rgba, [f.depth for f in fills], options.geometry.mpi_planes)
     info = {
         "segments": int(analysis.labels.max()) + 1,
         "harmonize_iterations": analysis.solver.iterations,

@@ -54,8 +54,7 @@ def _nothing_left(folder: Path, *keep: str) -> None:
 
 
 def _no_helpers_alive() -> bool:
-    helpers = ("photo3d-texture", "photo3d-inpaint", "photo3d-mesh")
-    return not [t for t in threading.enumerate() if t.name.startswith(helpers)]
+    return not [t for t in threading.enumerate() if t.name.startswith(("photo3d-texture", "photo3d-inpaint"))]
 
 
 # -- the PNG writer -----------------------------------------------------------------------------------------
@@ -336,27 +335,3 @@ def test_telea_fills_at_full_resolution_only_near_the_needed_pixels_and_gives_th
         assert np.array_equal(restricted[needed], whole_band[needed])
         fine_restricted, fine_whole = masks[1], masks[3]  # each call: the coarse fill, then the fine one
         assert fine_restricted < 0.6 * fine_whole
-
-
-def test_meshes_are_built_while_later_layers_are_still_filling(tmp_path, monkeypatch):
-    """Each layer's mesh starts on a helper as soon as its fill is done: the first mesh is built before the
-    inpaint stage ends, and the meshes are exactly the ones built one by one afterwards, in layer order."""
-    image, depth = _three_depth_scene(tmp_path / "in")
-    stages_at_mesh: list[str] = []
-    current = {"stage": ""}
-    real_mesh = pipeline.build_layer_mesh
-
-    def mesh(*args, **kwargs):
-        stages_at_mesh.append(current["stage"])
-        return real_mesh(*args, **kwargs)
-
-    monkeypatch.setattr(pipeline, "build_layer_mesh", mesh)
-    progress = Progress(callback=lambda stage, fraction, message: current.update(stage=stage))
-    result = pipeline.compute_layers(image, _options(depth), progress)
-    assert len(result.meshes) == 3 and stages_at_mesh[0] == "inpaint"
-    h, w = result.loaded.work_size
-    camera = result.loaded.camera.scaled(w, h)
-    for fill, built in zip(result.fills, result.meshes, strict=True):
-        again = real_mesh(fill.extent, fill.depth, camera, _options(depth).geometry.max_triangles)
-        assert np.array_equal(again.vertices, built.vertices) and np.array_equal(again.faces, built.faces)
-    assert _no_helpers_alive()
