@@ -13,14 +13,20 @@ from .runtime import Runtime
 from .weights import WeightsNeed, locate
 
 # Depth Anything's normalisation, used when a model folder has no image processor config.
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def _config_patch_size(config: object) -> int:
-    """The multiple the network input must be (ViT patch size); 14 for DINOv2 backbones."""
-    for holder in (config, getattr(config, "backbone_config", None)):
-        patch = getattr(holder, "patch_size", None) if holder is not None else None
+def _field(holder: object, name: str) -> object:
+    """``name`` of a transformers config object or of the same config read as JSON (a dict)."""
+    return holder.get(name) if isinstance(holder, dict) else getattr(holder, name, None)
+
+
+def config_patch_size(config: object) -> int:
+    """The multiple the network input must be (ViT patch size); 14 for DINOv2 backbones. ``config`` is a
+    transformers config or its ``config.json`` as a dict (the ONNX backend's), or None."""
+    for holder in (config, _field(config, "backbone_config") if config is not None else None):
+        patch = _field(holder, "patch_size") if holder is not None else None
         if isinstance(patch, (list, tuple)):
             patch = patch[0]
         if isinstance(patch, int) and patch > 0:
@@ -74,7 +80,7 @@ class TransformersDepth:
                 "It must be a transformers depth-estimation model (config.json plus model.safetensors: weights in "
                 "pickle formats such as pytorch_model.bin are not loaded, they can run code)"
             ) from exc
-        mean, std = _IMAGENET_MEAN, _IMAGENET_STD
+        mean, std = IMAGENET_MEAN, IMAGENET_STD
         try:
             processor = AutoImageProcessor.from_pretrained(source, local_files_only=offline)
             if getattr(processor, "do_normalize", True):
@@ -90,7 +96,7 @@ class TransformersDepth:
             model=model,
             mean=np.asarray(mean, dtype=np.float32).reshape(1, 1, 3),
             std=np.asarray(std, dtype=np.float32).reshape(1, 1, 3),
-            multiple=_config_patch_size(config),
+            multiple=config_patch_size(config),
             metric=getattr(config, "depth_estimation_type", "relative") == "metric",
             device=runtime.device,
             source=source,

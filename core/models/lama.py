@@ -54,6 +54,18 @@ def _pad(array: np.ndarray, pad_h: int, pad_w: int) -> np.ndarray:
     return array
 
 
+def checked_batch(images: np.ndarray, masks: np.ndarray, who: str) -> tuple[np.ndarray, np.ndarray]:
+    """``images`` (N, h, w, 3) as float32 0..1 and ``masks`` (N, h, w) as bool; InputError naming ``who``
+    when the shapes do not match."""
+    images = np.asarray(images)
+    masks = np.asarray(masks)
+    if images.ndim != 4 or images.shape[3] != 3:
+        raise InputError(f"{who} needs images of shape (N, h, w, 3), got {images.shape}")
+    if masks.shape != images.shape[:3]:
+        raise InputError(f"{who} masks {masks.shape} do not match images {images.shape[:3]}")
+    return np.clip(images.astype(np.float32), 0.0, 1.0), masks.astype(bool)
+
+
 def run_lama(
     module,
     images: np.ndarray,
@@ -68,14 +80,7 @@ def run_lama(
     """
     import torch
 
-    images = np.asarray(images)
-    masks = np.asarray(masks)
-    if images.ndim != 4 or images.shape[3] != 3:
-        raise InputError(f"run_lama needs images of shape (N, h, w, 3), got {images.shape}")
-    if masks.shape != images.shape[:3]:
-        raise InputError(f"run_lama masks {masks.shape} do not match images {images.shape[:3]}")
-    images = np.clip(images.astype(np.float32), 0.0, 1.0)
-    holes = masks.astype(bool)
+    images, holes = checked_batch(images, masks, "run_lama")
     count, height, width = holes.shape
     if count == 0 or not holes.any():
         return images.copy()

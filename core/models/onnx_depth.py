@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import ModelError
 from .cache import ModelCache
+from .depth import IMAGENET_MEAN, IMAGENET_STD, config_patch_size
 from .onnx_runtime import OnnxNet, is_onnx_file, normalisation, open_session, sidecar_json
 from .registry import register_backend
 from .runtime import Runtime
@@ -25,8 +26,6 @@ INPUT = "pixel_values"
 OUTPUT = "predicted_depth"
 MODEL_FILES = ("model.onnx", os.path.join("onnx", "model.onnx"))
 """Where a folder holds its network: our export's layout, then onnx-community's."""
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def folder_model(folder: str) -> str | None:
@@ -42,16 +41,6 @@ def folder_model(folder: str) -> str | None:
         if os.path.isfile(os.path.join(folder, name)):
             return os.path.join(folder, name)
     return None
-
-
-def _patch_size(config: dict | None) -> int:
-    for holder in (config, (config or {}).get("backbone_config")):
-        patch = holder.get("patch_size") if isinstance(holder, dict) else None
-        if isinstance(patch, list) and patch:
-            patch = patch[0]
-        if isinstance(patch, int) and patch > 0:
-            return patch
-    return 14
 
 
 @register_backend
@@ -95,9 +84,9 @@ class OnnxDepth:
         net = open_session(path, device, "ONNX depth model")
         net.require(inputs=[INPUT], outputs=[OUTPUT])
         config = sidecar_json(path, "config.json")
-        mean, std = normalisation(sidecar_json(path, "preprocessor_config.json"), _IMAGENET_MEAN, _IMAGENET_STD)
+        mean, std = normalisation(sidecar_json(path, "preprocessor_config.json"), IMAGENET_MEAN, IMAGENET_STD)
         metric = (config or {}).get("depth_estimation_type", "relative") == "metric"
-        return cls(net, mean, std, _patch_size(config), metric)
+        return cls(net, mean, std, config_patch_size(config), metric)
 
     def predict(self, image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         height, width = (int(v) for v in size)

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..errors import InputError, ModelError
+from ..errors import ModelError
 from .cache import ModelCache
+from .lama import checked_batch
 from .onnx_runtime import OnnxNet, is_onnx_file, open_session
 from .registry import register_backend
 from .runtime import Runtime
@@ -164,15 +165,9 @@ class OnnxLama:
         return self._network(padded, mask)[:height, :width]
 
     def fill(self, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        images = np.asarray(images)
-        masks = np.asarray(masks)
-        if images.ndim != 4 or images.shape[3] != 3:
-            raise InputError(f"LaMa needs images of shape (N, h, w, 3), got {images.shape}")
-        if masks.shape != images.shape[:3]:
-            raise InputError(f"LaMa masks {masks.shape} do not match images {images.shape[:3]}")
-        images = np.clip(images.astype(np.float32), 0.0, 1.0)
+        images, holes = checked_batch(images, masks, "LaMa")
         result = images.copy()
-        for index, hole in enumerate(masks.astype(bool)):
+        for index, hole in enumerate(holes):
             # Every crop reads the untouched image, so the order of the crops does not matter.
             for crop in hole_crops(hole):
                 window = (slice(crop.top, crop.bottom), slice(crop.left, crop.right))
