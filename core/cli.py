@@ -66,7 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument(
         "--work-size", type=int, help=_help("longest side of the working resolution", "load.work_size")
     )
-    convert.add_argument("--depth-model", help=_help("transformers depth model id or local folder", "depth.model"))
+    convert.add_argument(
+        "--depth-model",
+        help=_help("depth model: an ONNX file (a path, or inside the models folder) or a transformers id or folder",
+                   "depth.model"),
+    )  # fmt: skip
     convert.add_argument("--depth", dest="depth_file", help="use this depth/disparity map instead of a model")
     convert.add_argument(
         "--depth-kind", choices=_choices("depth.depth_kind"), help=_help("what --depth holds", "depth.depth_kind")
@@ -81,14 +85,22 @@ def _parser() -> argparse.ArgumentParser:
         "--far", type=float, help=_help("depth of the farthest content for relative depth", "depth.far")
     )
     convert.add_argument(
-        "--segment", help=_help("SAM model id or folder, or 'none' for the weights-free fallback", "segment.model")
+        "--segment",
+        help=_help(
+            "SAM model: an ONNX encoder file (its decoder beside it), a transformers id or folder, or "
+            "'none' for the weights-free fallback",
+            "segment.model",
+        ),  # fmt: skip
     )
     convert.add_argument(
         "--inpaint", choices=_choices("inpaint.method"), help=_help("how hidden colour is filled", "inpaint.method")
     )
     convert.add_argument(
         "--lama-model",
-        help=_help("big-lama TorchScript file (path or name in the models folder)", "inpaint.lama_model"),
+        help=_help(
+            "LaMa model: an ONNX file or big-lama TorchScript (a path, or inside the models folder)",
+            "inpaint.lama_model",
+        ),  # fmt: skip
     )
     convert.add_argument(
         "--band",

@@ -14,8 +14,19 @@ from typing import Any
 from .errors import InputError
 from .safe_json import json_kind, short_repr
 
-DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
-DEFAULT_SAM_MODEL = "facebook/sam-vit-base"
+TORCH_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
+"""The same network for the torch backends (a Hugging Face id): a choice, no longer the default."""
+TORCH_SAM_MODEL = "facebook/sam-vit-base"
+"""SAM ViT-B for the torch backends: the accurate, slow choice (15-17 s per photo on 2 CPU cores)."""
+DEFAULT_DEPTH_MODEL = "depth-anything-v2-small/model.onnx"
+"""Depth Anything V2 Small in ONNX, inside the models folder (the model manager's ``depth-small``)."""
+DEFAULT_LAMA_MODEL = "lama/lama_fp32.onnx"
+"""LaMa in ONNX (512 x 512), inside the models folder (the model manager's ``inpaint-lama``)."""
+TORCH_LAMA_MODEL = "big-lama.pt"
+"""big-lama as TorchScript (simple-lama-inpainting's file) for the torch backend: a choice."""
+"""Depth Anything V2 Small in ONNX, inside the models folder (the model manager's ``depth-small``)."""
+DEFAULT_SAM_MODEL = "slimsam-77/vision_encoder.onnx"
+"""SlimSAM-77 in ONNX, inside the models folder (the model manager's ``segment-slimsam``): CPU-friendly."""
 MAX_TEXT_CHARS = 4096
 """Longest path or model id accepted (Linux's PATH_MAX)."""
 
@@ -97,7 +108,7 @@ class LayerOptions:
 class InpaintOptions:
     method: str = "telea"
     """``lama``, ``telea`` or ``ns``."""
-    lama_model: str = "big-lama.pt"
+    lama_model: str = DEFAULT_LAMA_MODEL
     """Path or file name (looked up in the models folder) of the big-lama TorchScript file."""
     band_fraction: float = 0.08
     """Width of the filled band behind nearer layers, as a share of the image width."""

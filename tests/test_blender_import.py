@@ -199,7 +199,11 @@ def test_import_with_models_runs_every_network(clean_scene, motorcycle, models_d
         prefs.models_dir = ""
     (collection,) = _photo_collections(clean_scene)
     models = dict(collection["photo3d_models"])
-    assert set(models) == {"depth", "segmentation", "inpaint"}
+    assert set(models) == {"depth", "segmentation", "inpaint", "depth_runs_on", "segmentation_runs_on",
+                           "inpaint_runs_on"}  # fmt: skip
+    # The defaults are the model manager's ONNX files, run by ONNX Runtime even in the torch worker.
+    assert models["depth_runs_on"] == "onnx-depth on CPUExecutionProvider"
+    assert models["segmentation_runs_on"] == "onnx-sam on CPUExecutionProvider"
     assert [o for o in collection.objects if "photo3d_layer" in o]
 
 

@@ -194,7 +194,7 @@ def _onnx_choices(depth: Path, models_dir: Path | None) -> dict:
     """The add-on's options for a default import on the bundled worker: every network, as ONNX files in the
     models folder where the model manager puts them (LaMa for the inpainting, so all three run)."""
     picked = choices.ImportChoices(
-        quality="DRAFT", depth_source="MODEL", segmentation=True, inpaint="LAMA", onnx_models=True,
+        quality="DRAFT", depth_source="MODEL", segmentation=True, inpaint="LAMA",
         models_dir=str(models_dir),
     )  # fmt: skip
     return choices.pipeline_options(picked)

@@ -35,8 +35,9 @@ from core.models.depth import TransformersDepth
 from core.models.inpainting import TorchScriptLama
 from core.models.segmentation import OfficialSam, TransformersSam
 from core.options import (
-    DEFAULT_DEPTH_MODEL,
-    DEFAULT_SAM_MODEL,
+    TORCH_DEPTH_MODEL,
+    TORCH_LAMA_MODEL,
+    TORCH_SAM_MODEL,
     DepthOptions,
     InpaintOptions,
     PipelineOptions,
@@ -68,22 +69,34 @@ def _options(models_dir=None, **sections) -> PipelineOptions:
     return PipelineOptions.from_dict(data)
 
 
+def _torch_options(models_dir=None, **sections) -> PipelineOptions:
+    """Options naming the torch backends' models (Hugging Face ids, big-lama TorchScript), not the defaults."""
+    chosen = {
+        "depth": {"model": TORCH_DEPTH_MODEL},
+        "segment": {"model": TORCH_SAM_MODEL},
+        "inpaint": {"lama_model": TORCH_LAMA_MODEL},
+    }
+    for name, values in sections.items():
+        chosen[name] = {**chosen.get(name, {}), **values}
+    return _options(models_dir, **chosen)
+
+
 # --- pre-flight: every problem at once --------------------------------------------------------------------
 
 
 def test_preflight_names_every_missing_model_at_once(tmp_path):
     models_dir = tmp_path / "models"
-    options = _options(models_dir, inpaint={"method": "lama"})
+    options = _torch_options(models_dir, inpaint={"method": "lama"})
     with pytest.raises(MissingModels) as info:
         check_models(options)
     error = info.value
     assert isinstance(error, ModelError) and error.exit_code == 3 and error.code == "missing_model"
     assert len(error.problems) == 3
     depth, segment, lama = error.problems
-    assert depth.startswith(f"depth.model: depth model {DEFAULT_DEPTH_MODEL!r} is not available offline")
-    assert str(models_dir / DEFAULT_DEPTH_MODEL.replace("/", "--")) in depth
-    assert segment.startswith(f"segment.model: segmentation model {DEFAULT_SAM_MODEL!r} is not available offline")
-    assert f"hf download {DEFAULT_SAM_MODEL} --local-dir {models_dir / 'facebook--sam-vit-base'}" in segment
+    assert depth.startswith(f"depth.model: depth model {TORCH_DEPTH_MODEL!r} is not available offline")
+    assert str(models_dir / TORCH_DEPTH_MODEL.replace("/", "--")) in depth
+    assert segment.startswith(f"segment.model: segmentation model {TORCH_SAM_MODEL!r} is not available offline")
+    assert f"hf download {TORCH_SAM_MODEL} --local-dir {models_dir / 'facebook--sam-vit-base'}" in segment
     assert lama.startswith("inpaint.lama_model: weights file 'big-lama.pt' not found")
     assert f"put it at {models_dir / 'big-lama.pt'}" in lama
     message = str(error)
@@ -104,29 +117,30 @@ def test_an_unusable_device_is_listed_with_the_models(tmp_path, monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    options = _options(tmp_path, segment={"model": "none"})
+    options = _torch_options(tmp_path, segment={"model": "none"})
     options.runtime.device = "cuda"
     with pytest.raises(MissingModels) as info:
         check_models(options)
     device, depth = info.value.problems
     assert device.startswith("device 'cuda' was requested but this torch build sees no CUDA GPU")
-    assert depth.startswith(f"depth.model: depth model {DEFAULT_DEPTH_MODEL!r} is not available offline")
+    assert depth.startswith(f"depth.model: depth model {TORCH_DEPTH_MODEL!r} is not available offline")
 
 
 def test_cli_lists_all_three_and_exits_3(tmp_path, capsys):
     image, _ = square_scene().write(tmp_path / "input")
     args = ["convert", str(image), "-o", str(tmp_path / "out"), "--models-dir", str(tmp_path / "models")]
-    assert main([*args, "--inpaint", "lama", "--device", "cpu", "-q"]) == 3
+    torch_models = ["--depth-model", TORCH_DEPTH_MODEL, "--segment", TORCH_SAM_MODEL, "--lama-model", TORCH_LAMA_MODEL]
+    assert main([*args, *torch_models, "--inpaint", "lama", "--device", "cpu", "-q"]) == 3
     err = capsys.readouterr().err
     assert "(3 problems)" in err
-    for name in (DEFAULT_DEPTH_MODEL, DEFAULT_SAM_MODEL, "big-lama.pt"):
+    for name in (TORCH_DEPTH_MODEL, TORCH_SAM_MODEL, "big-lama.pt"):
         assert name in err
     assert not (tmp_path / "out").exists()
 
 
 def test_complete_models_pass_the_preflight(models_dir):
-    check_models(_options(models_dir, inpaint={"method": "lama"}))  # the tiny models: nothing raised
-    for name in (DEFAULT_DEPTH_MODEL, DEFAULT_SAM_MODEL):
+    check_models(_torch_options(models_dir, inpaint={"method": "lama"}))  # the tiny models: nothing raised
+    for name in (TORCH_DEPTH_MODEL, TORCH_SAM_MODEL):
         assert transformers_folder_problem(str(models_dir / name.replace("/", "--"))) is None
 
 
@@ -212,9 +226,9 @@ def test_the_stage_refuses_an_incomplete_folder_the_same_way(tmp_path):
 
 
 def test_backend_class_for_each_kind_of_option_value(tmp_path):
-    assert backend_class("depth", DEFAULT_DEPTH_MODEL) is TransformersDepth
+    assert backend_class("depth", TORCH_DEPTH_MODEL) is TransformersDepth
     assert backend_class("depth", str(tmp_path / "a-folder")) is TransformersDepth
-    assert backend_class("segmentation", DEFAULT_SAM_MODEL) is TransformersSam
+    assert backend_class("segmentation", TORCH_SAM_MODEL) is TransformersSam
     assert backend_class("segmentation", str(tmp_path / "sam_vit_b_01ec64.pth")) is OfficialSam
     assert backend_class("segmentation", "SAM_VIT_H.PTH") is OfficialSam
     assert backend_class("inpainting", "big-lama.pt") is TorchScriptLama
@@ -230,14 +244,14 @@ def test_backend_class_for_each_kind_of_option_value(tmp_path):
 def test_backend_for_opens_each_built_in_backend_once(models_dir):
     runtime = Runtime(device="cpu", models_dir=str(models_dir))
     cache = ModelCache()
-    depth = backend_for("depth", DEFAULT_DEPTH_MODEL, runtime, cache)
-    sam = backend_for("segmentation", DEFAULT_SAM_MODEL, runtime, cache)
+    depth = backend_for("depth", TORCH_DEPTH_MODEL, runtime, cache)
+    sam = backend_for("segmentation", TORCH_SAM_MODEL, runtime, cache)
     lama = backend_for("inpainting", "big-lama.pt", runtime, cache)
     assert type(depth) is TransformersDepth and type(sam) is TransformersSam and type(lama) is TorchScriptLama
-    assert depth.source == str(models_dir / DEFAULT_DEPTH_MODEL.replace("/", "--"))
+    assert depth.source == str(models_dir / TORCH_DEPTH_MODEL.replace("/", "--"))
     assert (depth.metric, depth.multiple) == (False, 14)
     assert lama.source == str(models_dir / "big-lama.pt")
-    assert backend_for("depth", DEFAULT_DEPTH_MODEL, runtime, cache) is depth
+    assert backend_for("depth", TORCH_DEPTH_MODEL, runtime, cache) is depth
     assert len(cache) == 3
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from core.errors import ModelError
 from core.models import ModelCache
-from core.options import PipelineOptions
+from core.options import TORCH_DEPTH_MODEL, TORCH_LAMA_MODEL, TORCH_SAM_MODEL, PipelineOptions
 from core.package import read_package
 from core.pipeline import convert_image
 from core.progress import Progress
@@ -21,13 +21,17 @@ def photo(tmp_path):
 
 
 def test_depth_sam_and_lama_models_through_the_real_loading_path(photo, tmp_path, models_dir):
+    # The torch backends (the ONNX ones, the defaults, are tests/test_onnx_pipeline.py's).
     options = PipelineOptions.from_dict(
         {
             "runtime": {"models_dir": str(models_dir), "device": "cpu"},
-            "segment": {"points_per_side": 4, "pred_iou_threshold": 0.0, "stability_threshold": 0.0},
-            "inpaint": {"method": "lama"},
+            "depth": {"model": TORCH_DEPTH_MODEL},
+            "segment": {
+                "model": TORCH_SAM_MODEL, "points_per_side": 4, "pred_iou_threshold": 0.0, "stability_threshold": 0.0
+            },
+            "inpaint": {"method": "lama", "lama_model": TORCH_LAMA_MODEL},
         }
-    )
+    )  # fmt: skip
     cache = ModelCache()
     result = convert_image(photo, tmp_path / "pkg", options, cache=cache)
     package = read_package(result.package_path)

@@ -20,7 +20,7 @@ from core.models.onnx_export import TOLERANCE, difference
 from core.models.onnx_lama import OnnxLama, hole_crops
 from core.models.onnx_sam import OnnxSam, multimask
 from core.models.segmentation import TransformersSam
-from core.options import DEFAULT_DEPTH_MODEL, DEFAULT_SAM_MODEL, PipelineOptions
+from core.options import TORCH_DEPTH_MODEL, TORCH_SAM_MODEL, PipelineOptions
 from core.segment import point_grid
 from tests.onnx_models import OnnxModels, onnx_models
 
@@ -105,11 +105,11 @@ def test_backend_class_for_onnx_values(exported, tmp_path):
     assert backend_class("depth", str(exported.depth_onnx)) is OnnxDepth  # a folder holding model.onnx
     assert backend_class("depth", "depth-anything-v2-small.ONNX") is OnnxDepth
     assert backend_class("depth", str(exported.depth_source)) is TransformersDepth  # safetensors: transformers
-    assert backend_class("depth", DEFAULT_DEPTH_MODEL) is TransformersDepth
+    assert backend_class("depth", TORCH_DEPTH_MODEL) is TransformersDepth
     assert backend_class("segmentation", str(exported.sam_onnx)) is OnnxSam
     assert backend_class("segmentation", str(exported.sam_js)) is OnnxSam
     assert backend_class("segmentation", str(exported.sam_onnx / "encoder.onnx")) is OnnxSam
-    assert backend_class("segmentation", DEFAULT_SAM_MODEL) is TransformersSam
+    assert backend_class("segmentation", TORCH_SAM_MODEL) is TransformersSam
     assert backend_class("inpainting", str(exported.lama_onnx)) is OnnxLama
     assert backend_class("inpainting", "big-lama.pt") is TorchScriptLama
 

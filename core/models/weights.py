@@ -122,6 +122,22 @@ def _torch_hub_checkpoints() -> str:
     return os.path.join(torch_home, "hub", "checkpoints")
 
 
+MANAGER_COMMAND = "python -m core models download"
+"""The command that fetches a catalog model; Blender's wording names the preferences' button instead."""
+
+
+def _catalog_hint(name: str) -> str | None:
+    """How to get ``name`` when it is a file of a model the model manager offers, else None."""
+    from .catalog import CATALOG  # the manager's catalog: plain data, no heavy imports
+
+    wanted = name.strip().replace("\\", "/")
+    for model in CATALOG:
+        for item in model.files:
+            if item.path == wanted:
+                return f"get it with `{MANAGER_COMMAND} {model.key}` ({model.title}, {model.licence})"
+    return None
+
+
 def _inside_models_dir(name: str, models_dir: str | None) -> str | None:
     """``models_dir/name`` for a relative ``name`` (subfolders kept), or None."""
     name = name.strip()
@@ -160,6 +176,9 @@ def resolve_weights_file(name: str, models_dir: str | None) -> str:
     where = inside or (os.path.join(os.path.expanduser(models_dir), base) if models_dir else f"MODELS_DIR/{base}")
     source = f" (from {BIG_LAMA_URL})" if base == "big-lama.pt" else ""
     hint = "" if models_dir else " and set the models folder to MODELS_DIR"
+    catalog = _catalog_hint(name)
+    if catalog is not None:
+        raise ModelError(f"{name} is not in the models folder: {catalog}, which puts it at {where}{hint}")
     raise ModelError(
         f"weights file {base!r} not found. Searched: {', '.join(searched)}. "
         f"Download {base}{source} and put it at {where}{hint}"
@@ -293,5 +312,10 @@ def locate(need: WeightsNeed, models_dir: str | None, offline: bool) -> str:
         if inside is not None and os.path.isfile(inside):
             return os.path.abspath(inside)
         where = f"; put it at {inside}" if inside is not None else ""
+        catalog = _catalog_hint(need.name)
+        if catalog is not None and inside is not None:
+            raise ModelError(
+                f"{need.what} {need.name} is not in the models folder: {catalog}, which puts it at {inside}"
+            )
         raise ModelError(f"{need.what} not found: {need.name}{where}")
     raise ValueError(f"unknown weights kind {need.kind!r}: use one of {', '.join(NEED_KINDS)}")

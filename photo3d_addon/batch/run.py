@@ -430,7 +430,7 @@ def _models_dir(settings: dict[str, Any]) -> str:
         return ""
 
 
-def _choices_for(photo: Path, settings: dict[str, Any], onnx_models: bool = False) -> ImportChoices:
+def _choices_for(photo: Path, settings: dict[str, Any]) -> ImportChoices:
     return ImportChoices(
         representation=settings["representation"],
         layers=int(settings["layers"]),
@@ -442,15 +442,14 @@ def _choices_for(photo: Path, settings: dict[str, Any], onnx_models: bool = Fals
         inpaint=settings["inpaint"],
         device=settings["device"],
         models_dir=_models_dir(settings),
-        onnx_models=onnx_models,
     )
 
 
 def _convert(photo: Path, settings: dict[str, Any], out_dir: Path, python: str) -> Path:
     """The photo through the import service (the one the import operator uses), blocking; its package."""
     check_image_path(str(photo))
-    launch = launch_for(python)  # the bundled worker runs the model manager's ONNX files
-    options = pipeline_options(_choices_for(photo, settings, onnx_models=launch.bundled))
+    launch = launch_for(python)
+    options = pipeline_options(_choices_for(photo, settings))
     service = ImportService([photo], options, out_dir / "packages", lambda: shared_worker(launch))
     last = [""]
 

@@ -50,9 +50,6 @@ class ImportChoices:
     allow_download: bool = False
     focal_px: float = 0.0
     """The photo's focal length in pixels when known (calibrated cameras); 0 = from EXIF or a default."""
-    onnx_models: bool = False
-    """The worker runs ONNX models only (the bundled, torch-free one): its networks are the model manager's
-    (``core.models.catalog``), found in ``models_dir``."""
 
 
 DEFAULTS = ImportChoices()
@@ -116,25 +113,19 @@ def check_image_path(path: str) -> Path:
     return image
 
 
-def _catalog_default(task: str, catalog: tuple[CatalogModel, ...]) -> CatalogModel:
-    """The model manager's model for ``task``: its default one, else the first it offers."""
-    offered = [model for model in catalog if model.task == task]
-    return next((model for model in offered if model.default), offered[0])
-
-
 def catalog_models(choices: ImportChoices) -> list[CatalogModel]:
-    """The model manager's models an import with ``choices`` needs (none unless ``onnx_models``)."""
-    if not choices.onnx_models:
-        return []
-    catalog = active_catalog()
+    """The model manager's models an import with ``choices`` needs: the pipeline's default networks are its
+    ONNX files (``core.options``), so the operator can name the button that fetches any that are missing."""
+    core = PipelineOptions()
     wanted = []
     if choices.depth_source != "FILE":
-        wanted.append(_catalog_default("depth", catalog))
+        wanted.append(core.depth.model)
     if choices.segmentation:
-        wanted.append(_catalog_default("segmentation", catalog))
+        wanted.append(core.segment.model)
     if choices.inpaint == "LAMA":
-        wanted.append(_catalog_default("inpainting", catalog))
-    return wanted
+        wanted.append(core.inpaint.lama_model)
+    by_option = {model.option: model for model in active_catalog()}
+    return [by_option[option] for option in wanted if option in by_option]
 
 
 def pipeline_options(choices: ImportChoices) -> dict[str, Any]:
@@ -178,10 +169,4 @@ def pipeline_options(choices: ImportChoices) -> dict[str, Any]:
         options["segment"]["model"] = "none"
     if choices.models_dir:
         options["runtime"]["models_dir"] = choices.models_dir
-    # The bundled worker has no torch: its networks are the model manager's ONNX files in the models folder.
-    option_of = {"depth": ("depth", "model"), "segmentation": ("segment", "model"),
-                 "inpainting": ("inpaint", "lama_model")}  # fmt: skip
-    for model in catalog_models(choices):
-        section, name = option_of[model.task]
-        options[section][name] = model.option
     return options

@@ -114,9 +114,9 @@ class PHOTO3D_OT_import_image(TaskOperator, bpy.types.Operator):
             launch = resolve_worker(prefs)
             if launch is None:
                 raise ChoiceError(missing_worker_message())
-            choices = self._choices(prefs, onnx_models=launch.bundled)
-            # The bundled worker's networks are the model manager's: say which are missing, and the button
-            # that fetches them, before any work starts.
+            choices = self._choices(prefs)
+            # The default networks are the model manager's: say which are missing, and the button that
+            # fetches them, before any work starts.
             missing = missing_models_message(catalog_models(choices), choices.models_dir, bpy.app.online_access)
             if missing:
                 raise ChoiceError(missing)
@@ -141,7 +141,7 @@ class PHOTO3D_OT_import_image(TaskOperator, bpy.types.Operator):
         return {"FINISHED"} if self._built else {"CANCELLED"}
 
     # -- steps ------------------------------------------------------------------------------------------
-    def _choices(self, prefs, onnx_models: bool = False) -> ImportChoices:
+    def _choices(self, prefs) -> ImportChoices:
         return ImportChoices(
             representation=self.representation,
             layers=self.layers,
@@ -155,7 +155,6 @@ class PHOTO3D_OT_import_image(TaskOperator, bpy.types.Operator):
             device=prefs.device,
             models_dir=resolved_models_dir(prefs),
             allow_download=prefs.allow_download and bpy.app.online_access,
-            onnx_models=onnx_models,
         )
 
     def _chosen_images(self) -> list[Path]:

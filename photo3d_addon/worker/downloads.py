@@ -13,6 +13,7 @@ from pathlib import Path
 from ...core.errors import Cancelled, Photo3DError
 from ...core.models.catalog import CatalogModel
 from ...core.models.download import DownloadProgress, download_models, model_status, offline_instructions
+from ...core.models.weights import MANAGER_COMMAND
 
 MODELS_FOLDER_NAME = "models"
 """The models folder inside the extension's user folder, used when the preferences name none."""
@@ -48,6 +49,8 @@ _BLENDER_WORDING = (
      "or turn on 'Download Missing Models' in Photo3D's preferences (needs online access)"),
     (re.compile(r" and set the models folder to \S+"), " and set 'Models Folder' in Photo3D's preferences"),
     (re.compile(r"e\.g\. --segment (\S+)"), r"e.g. \1 as the segmentation model"),
+    (re.compile(rf"get it with `{re.escape(MANAGER_COMMAND)} \S+`"),
+     f"press '{DOWNLOAD_BUTTON}' in Photo3D's preferences (Models)"),
 )  # fmt: skip
 """The worker's missing-model wording for a terminal, and what a Blender user does instead."""
 
