@@ -475,6 +475,21 @@ def find_samples(args: argparse.Namespace, package: Path) -> dict[str, Any]:
 
 
 # -- optional: DepthFlow ---------------------------------------------------------------------------------------
+def _depthflow_inputs(spec: dict[str, Any]) -> tuple[Any, Any, Path]:
+    """The photo, its depth as DepthFlow's height map (1 = nearest, linear in 1/z) and the output folder."""
+    import numpy as np
+    from PIL import Image
+
+    depth = np.load(spec["depth"]).astype(np.float64)
+    depth[~np.isfinite(depth)] = np.nanmax(depth)
+    near, far = float(depth.min()), float(depth.max())
+    heightmap = (1.0 / depth - 1.0 / far) / (1.0 / near - 1.0 / far)
+    image = np.asarray(Image.open(spec["image"]).convert("RGB"))
+    out = Path(spec["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    return image, heightmap, out
+
+
 def depthflow_child(spec_path: Path) -> int:
     """In DepthFlow's venv: render the example's photo and height map headless, frame by frame (no FFmpeg
     needed), timing each; then one frame at its defaults and at its best quality for the PSNR."""
@@ -490,13 +505,7 @@ def depthflow_child(spec_path: Path) -> int:
     except Exception as exc:  # report whatever stops it
         print(f"DepthFlow does not import: {type(exc).__name__}: {exc}")
         return 3
-    depth = np.load(spec["depth"]).astype(np.float64)
-    depth[~np.isfinite(depth)] = np.nanmax(depth)
-    near, far = float(depth.min()), float(depth.max())
-    height = (1.0 / depth - 1.0 / far) / (1.0 / near - 1.0 / far)  # DepthFlow's height map: 1 = nearest
-    image = np.asarray(Image.open(spec["image"]).convert("RGB"))
-    out = Path(spec["out"])
-    out.mkdir(parents=True, exist_ok=True)
+    image, height, out = _depthflow_inputs(spec)
     width, height_px = spec["size"]
     fps = 24.0
 
@@ -701,13 +710,7 @@ def depthflow_versus_child(spec_path: Path) -> int:
     from PIL import Image
     from shaderflow.message import ShaderMessage
 
-    depth = np.load(spec["depth"]).astype(np.float64)
-    depth[~np.isfinite(depth)] = np.nanmax(depth)
-    near, far = float(depth.min()), float(depth.max())
-    heightmap = (1.0 / depth - 1.0 / far) / (1.0 / near - 1.0 / far)  # DepthFlow's height map: 1 = nearest
-    image = np.asarray(Image.open(spec["image"]).convert("RGB"))
-    out = Path(spec["out"])
-    out.mkdir(parents=True, exist_ok=True)
+    image, heightmap, out = _depthflow_inputs(spec)
     fps = 24.0
     state: dict[str, Any] = {}
 
