@@ -279,3 +279,13 @@ def test_without_torch_the_device_comes_from_onnx_runtime():
     first, *rest = result.stdout.splitlines()
     assert first == "cpu cpu"  # this machine's onnxruntime is the CPU build
     assert rest and rest[0].startswith("refused:") and "ONNX Runtime offers no GPU provider" in rest[0]
+
+
+def test_tensorrt_caches_its_engines_and_cuda_gets_the_device_index(tmp_path, monkeypatch):
+    monkeypatch.setenv(onnx_runtime.TRT_CACHE_ENV, str(tmp_path / "engines"))
+    trt = onnx_runtime.provider_options("TensorrtExecutionProvider", "cuda:1")
+    assert trt["device_id"] == "1" and trt["trt_engine_cache_enable"] == "True"
+    assert trt["trt_engine_cache_path"] == trt["trt_timing_cache_path"] == str(tmp_path / "engines")
+    assert onnx_runtime.provider_options("CUDAExecutionProvider", "cuda:2") == {"device_id": "2"}
+    assert onnx_runtime.provider_options("CUDAExecutionProvider", "cuda") == {}
+    assert onnx_runtime.provider_options("CPUExecutionProvider", "cuda:1") == {}

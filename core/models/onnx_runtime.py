@@ -66,11 +66,34 @@ def choose_providers(
     return chain
 
 
-def _provider_options(provider: str, device: str) -> dict[str, str]:
-    """``cuda:N`` picks the GPU for the CUDA and TensorRT providers; the others take no device index."""
+TRT_CACHE_ENV = "PHOTO3D_TRT_CACHE"
+"""Where TensorRT keeps the engines it builds (default: ``photo3d/tensorrt`` in the user's cache folder)."""
+
+
+def tensorrt_cache_dir() -> str:
+    """The TensorRT engine cache: building an engine takes minutes, so every later session reuses it."""
+    if os.environ.get(TRT_CACHE_ENV):
+        return os.path.expanduser(os.environ[TRT_CACHE_ENV])
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "photo3d", "tensorrt")
+
+
+def provider_options(provider: str, device: str) -> dict[str, str]:
+    """``cuda:N`` picks the GPU for the CUDA and TensorRT providers (the others take no device index);
+    TensorRT caches its engines and timing data on disk and may use FP16."""
+    options: dict[str, str] = {}
     if provider in ("CUDAExecutionProvider", "TensorrtExecutionProvider") and ":" in device:
-        return {"device_id": device.split(":", 1)[1]}
-    return {}
+        options["device_id"] = device.split(":", 1)[1]
+    if provider == "TensorrtExecutionProvider":
+        cache = tensorrt_cache_dir()
+        options.update(
+            trt_engine_cache_enable="True",
+            trt_engine_cache_path=cache,
+            trt_timing_cache_enable="True",
+            trt_timing_cache_path=cache,
+            trt_fp16_enable="True",
+        )
+    return options
 
 
 def _first_line(error: BaseException) -> str:
@@ -132,13 +155,15 @@ def open_session(path: str, device: str, what: str) -> OnnxNet:
     errors: list[str] = []
     # Fall back along the chain: a GPU provider whose libraries are missing or whose device is busy must not
     # stop a job that CPU can run.
+    if "TensorrtExecutionProvider" in chain:
+        os.makedirs(tensorrt_cache_dir(), exist_ok=True)  # TensorRT writes its engines while the session opens
     for start in range(len(chain)):
         providers = chain[start:]
         try:
             session = onnxruntime.InferenceSession(
                 path,
                 sess_options=options,
-                providers=[(name, _provider_options(name, device)) for name in providers],
+                providers=[(name, provider_options(name, device)) for name in providers],
             )
             break
         except Exception as exc:
