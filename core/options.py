@@ -60,11 +60,18 @@ class DepthOptions:
     """Resolution the depth network sees (its native size for Depth Anything)."""
 
 
+GPU_POINTS_PER_SIDE = 16
+CPU_POINTS_PER_SIDE = 8
+
+
 @dataclass
 class SegmentOptions:
     model: str = DEFAULT_SAM_MODEL
     """SAM-family model id or folder, or ``none`` for the weights-free superpixel fallback."""
-    points_per_side: int = 16
+    points_per_side: int | None = None
+    """Prompts per side of the SAM point grid; None: ``GPU_POINTS_PER_SIDE`` on a GPU, ``CPU_POINTS_PER_SIDE``
+    on the CPU, where the prompt decoder is most of a still's time (16 x 16 prompts: about 12 s of SlimSAM
+    decoding on 2 cores, ``scripts/bench_models.py``)."""
     points_per_batch: int = 64
     pred_iou_threshold: float = 0.80
     stability_threshold: float = 0.85
@@ -73,6 +80,12 @@ class SegmentOptions:
     """Regions smaller than this share of the image are merged into a neighbour."""
     superpixels: int = 1000
     """Number of superpixels in the fallback."""
+
+    def grid_points_per_side(self, device: str) -> int:
+        """The point grid's side for a run on ``device`` (resolved: ``cpu``, ``cuda``...)."""
+        if self.points_per_side is not None:
+            return int(self.points_per_side)
+        return CPU_POINTS_PER_SIDE if device == "cpu" else GPU_POINTS_PER_SIDE
 
 
 @dataclass

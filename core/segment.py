@@ -545,17 +545,18 @@ def sam_masks(
     progress = progress or null_progress()
     h, w = rgb.shape[:2]
     progress.update(0.0, "loading segmentation model")
-    backend = backend_for("segmentation", options.model, Runtime.from_options(runtime), cache)
+    resolved = Runtime.from_options(runtime)
+    backend = backend_for("segmentation", options.model, resolved, cache)
     if isinstance(backend, AutomaticSegmentationBackend):
         progress.update(0.05, "segment-anything masks")
-        masks, scores = backend.automatic_masks(rgb, options)
+        masks, scores = backend.automatic_masks(rgb, options, options.grid_points_per_side(resolved.device))
         progress.update(0.95, f"{len(masks)} masks")
         return masks, scores
     prompter: SegmentationBackend = backend
     progress.update(0.05, "image embeddings")
     image = prompter.embed(rgb)
     frame_w, frame_h = image.frame_size
-    points = point_grid(options.points_per_side, frame_w, frame_h)
+    points = point_grid(options.grid_points_per_side(resolved.device), frame_w, frame_h)
     batch = max(1, int(options.points_per_batch))
     batches = math.ceil(len(points) / batch)
 

@@ -299,3 +299,16 @@ def test_a_long_native_step_is_cancelled_within_a_poll():
     assert run_cancellable(lambda: 42, token.__class__().check) == 42
     with pytest.raises(ZeroDivisionError):
         run_cancellable(lambda: 1 / 0, lambda: None)
+
+
+def test_the_sam_grid_is_smaller_on_the_cpu_unless_chosen():
+    from core.options import CPU_POINTS_PER_SIDE, GPU_POINTS_PER_SIDE, PipelineOptions, SegmentOptions
+
+    assert (CPU_POINTS_PER_SIDE, GPU_POINTS_PER_SIDE) == (8, 16)
+    auto = SegmentOptions()
+    assert auto.points_per_side is None
+    assert auto.grid_points_per_side("cpu") == 8 and auto.grid_points_per_side("cuda:0") == 16
+    assert SegmentOptions(points_per_side=12).grid_points_per_side("cpu") == 12
+    loaded = PipelineOptions.from_dict({"segment": {"points_per_side": None}})
+    assert loaded.segment.points_per_side is None
+    assert PipelineOptions.from_dict(loaded.to_dict()).segment.points_per_side is None

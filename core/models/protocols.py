@@ -93,8 +93,11 @@ class SegmentationBackend(Protocol):
 class AutomaticSegmentationBackend(Protocol):
     """A segmenter that lays its own prompts and removes its own duplicates (segment-anything's generator)."""
 
-    def automatic_masks(self, rgb: np.ndarray, options: SegmentOptions) -> tuple[np.ndarray, np.ndarray]:
-        """``(masks (M, h, w) bool, scores (M,) float32)`` for an (h, w, 3) float32 0..1 photo."""
+    def automatic_masks(
+        self, rgb: np.ndarray, options: SegmentOptions, points_per_side: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(masks (M, h, w) bool, scores (M,) float32)`` for an (h, w, 3) float32 0..1 photo, prompted with a
+        ``points_per_side`` square grid (``SegmentOptions.grid_points_per_side``)."""
         ...
 
 

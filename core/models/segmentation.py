@@ -199,12 +199,14 @@ class OfficialSam:
 
         return cache.get(("sam-official", path, device), load)
 
-    def automatic_masks(self, rgb: np.ndarray, options: SegmentOptions) -> tuple[np.ndarray, np.ndarray]:
+    def automatic_masks(
+        self, rgb: np.ndarray, options: SegmentOptions, points_per_side: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         from segment_anything import SamAutomaticMaskGenerator
 
         generator = SamAutomaticMaskGenerator(
             self.model,
-            points_per_side=options.points_per_side,
+            points_per_side=points_per_side,
             points_per_batch=options.points_per_batch,
             pred_iou_thresh=options.pred_iou_threshold,
             stability_score_thresh=options.stability_threshold,
