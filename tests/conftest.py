@@ -34,10 +34,8 @@ def _isolated_caches(tmp_path_factory):
 def models_dir(tmp_path_factory) -> Path:
     """A user's models folder with tiny random models of the real architectures: the defaults (ONNX files
     where the model manager puts them) and the torch backends' (Hugging Face folders, big-lama.pt)."""
-    import shutil
-
     from core.models.catalog import CATALOG
-    from tests.onnx_models import onnx_models
+    from tests.onnx_models import install_catalog_models, onnx_models
     from tests.tiny_models import make_tiny_depth_model, make_tiny_lama
     from tests.tiny_models.sam import make_tiny_sam
 
@@ -45,17 +43,10 @@ def models_dir(tmp_path_factory) -> Path:
     make_tiny_depth_model(folder / TORCH_DEPTH_MODEL.replace("/", "--"))
     make_tiny_sam(folder / TORCH_SAM_MODEL.replace("/", "--"))
     make_tiny_lama(folder / TORCH_LAMA_MODEL)
-    exported = onnx_models(tmp_path_factory)
-    onnx_files = {
-        "depth-anything-v2-small/model.onnx": exported.depth_onnx / "model.onnx",
-        "slimsam-77/vision_encoder.onnx": exported.sam_js / "vision_encoder.onnx",
-        "slimsam-77/prompt_encoder_mask_decoder.onnx": exported.sam_js / "prompt_encoder_mask_decoder.onnx",
-        "lama/lama_fp32.onnx": exported.lama_onnx,
+    install_catalog_models(folder, onnx_models(tmp_path_factory))
+    assert {str(p.relative_to(folder)) for p in folder.rglob("*.onnx")} == {
+        item.path for model in CATALOG for item in model.files
     }
-    assert set(onnx_files) == {item.path for model in CATALOG for item in model.files}
-    for relative, source in onnx_files.items():
-        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, folder / relative)
     return folder
 
 

@@ -139,3 +139,23 @@ def onnx_models(tmp_path_factory) -> OnnxModels:
         if not _BUILT:
             _BUILT.append(_build(tmp_path_factory.mktemp("onnx-models")))
         return _BUILT[0]
+
+
+def catalog_files(exported: OnnxModels) -> dict[str, Path]:
+    """The tiny exports under the paths the model manager's catalog gives the real files (its ``path``s)."""
+    return {
+        "depth-anything-v2-small/model.onnx": exported.depth_onnx / "model.onnx",
+        "slimsam-77/vision_encoder.onnx": exported.sam_js / "vision_encoder.onnx",
+        "slimsam-77/prompt_encoder_mask_decoder.onnx": exported.sam_js / "prompt_encoder_mask_decoder.onnx",
+        "lama/lama_fp32.onnx": exported.lama_onnx,
+    }
+
+
+def install_catalog_models(folder: Path, exported: OnnxModels) -> Path:
+    """Copy the tiny exports into ``folder`` where the model manager would have downloaded the real ones."""
+    import shutil
+
+    for relative, source in catalog_files(exported).items():
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, folder / relative)
+    return folder

@@ -170,15 +170,10 @@ def test_zero_setup_first_import_names_the_button_then_downloads_and_runs_the_on
     worker through ONNX Runtime."""
     from core.models.catalog import CATALOG, MIRROR_ENV
     from tests.download_server import FileServer
-    from tests.onnx_models import onnx_models
+    from tests.onnx_models import catalog_files, onnx_models
 
-    exported = onnx_models(tmp_path_factory)
-    sam = exported.sam_js
-    served = {
-        "depth-anything-v2-small/model.onnx": (exported.depth_onnx / "model.onnx").read_bytes(),
-        "slimsam-77/vision_encoder.onnx": (sam / "vision_encoder.onnx").read_bytes(),
-        "slimsam-77/prompt_encoder_mask_decoder.onnx": (sam / "prompt_encoder_mask_decoder.onnx").read_bytes(),
-    }
+    files = catalog_files(onnx_models(tmp_path_factory))
+    served = {relative: path.read_bytes() for relative, path in files.items() if not relative.startswith("lama/")}
     assert set(served) == {item.path for model in CATALOG if model.default for item in model.files}
     server = FileServer(served)
     monkeypatch.setenv(MIRROR_ENV, server.url)

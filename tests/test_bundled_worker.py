@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -203,18 +202,9 @@ def _onnx_choices(depth: Path, models_dir: Path | None) -> dict:
 def _tiny_onnx_models(folder: Path, tmp_path_factory) -> Path:
     """Tiny ONNX exports of the real architectures (made with torch in this process) at the catalog's paths;
     the bundled worker only runs them, with the bundle's onnxruntime."""
-    from tests.onnx_models import onnx_models
+    from tests.onnx_models import install_catalog_models, onnx_models
 
-    exported = onnx_models(tmp_path_factory)
-    files = {
-        "depth-anything-v2-small/model.onnx": exported.depth_onnx / "model.onnx",
-        "slimsam-77/vision_encoder.onnx": exported.sam_js / "vision_encoder.onnx",
-        "slimsam-77/prompt_encoder_mask_decoder.onnx": exported.sam_js / "prompt_encoder_mask_decoder.onnx",
-        "lama/lama_fp32.onnx": exported.lama_onnx,
-    }
-    for relative, source in files.items():
-        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, folder / relative)
+    install_catalog_models(folder, onnx_models(tmp_path_factory))
     return folder
 
 
