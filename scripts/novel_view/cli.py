@@ -13,7 +13,16 @@ from typing import Any
 import numpy as np
 
 from . import ROOT
-from .metrics import METRICS, PSNR_CAP_DB, loose_score, score, view_masks
+from .conditions import (
+    CONDITIONS,
+    Alignment,
+    aligned_pair,
+    condition_disparity,
+    fit_disparity_affine,
+    metric_alignment,
+    parse_conditions,
+)
+from .metrics import METRICS, PSNR_CAP_DB, depth_jumps, edge_measures, loose_score, score, view_masks, worst_window
 from .pairs import StereoPair, load_pair, right_camera
 from .references import reference_rubber_sheet, reference_splat_telea
 from .render import camera_check_points, pair_options, render_right_view, run_pipeline
@@ -35,6 +44,13 @@ with Eevee and scores PSNR and SSIM against the true right photo over two masks 
 Methods rendered in Eevee: ``layers`` (the default pipeline with ground-truth depth; ``--layers``, ``--band``,
 ``--triangles``, ``--representation`` and ``--set`` change it), ``stretched_mesh`` (the same with one layer:
 one mesh stretched over every depth edge), optionally ``mpi``, the ``--tuned`` presets and any ``--variant``.
+``--depth-condition gt|blur2|blur4|blur8|sgbm`` (a comma list runs several) chooses the depth the pipeline
+gets: ``gt`` is the metric ground truth above; the others (blurred ground truth, StereoSGBM) go in as relative
+disparity through the model-depth path, with the full harmonize, and the right camera is aligned to the
+relative scene by scale and shift (scripts/novel_view/conditions.py). Masks always come from the ground truth.
+Per condition the report adds the margins (layers minus stretched_mesh, layers minus splat + Telea), edge
+measures of the harmonized depth against the true depth jumps (``metrics.edge_measures``) and a zoomed crop
+of the window where the layered render is worst (``--crops``).
 Two numpy references are computed as DESIGN.md names them (``reference_splat_telea``,
 ``reference_rubber_numpy``) and scored with the same masks. The report also carries, per method, the numbers
 over cruder masks (``loose_score``: whole frame, every pixel nothing lands on), with which the numpy splat +
@@ -141,27 +157,67 @@ def build_methods(args: argparse.Namespace) -> list[Method]:
     return methods
 
 
+def condition_setup(
+    pair: StereoPair, condition: str, folder: Path
+) -> tuple[dict[str, dict[str, Any]], Alignment, np.ndarray]:
+    """The pipeline options, camera alignment and input depth (as the pipeline will see it) of one condition.
+
+    ``gt`` writes the metric ground-truth depth (today's path). Any other condition writes its relative
+    disparity (``conditions.condition_disparity``) as a disparity file, turns harmonize's trust of depth
+    files off (the full harmonize a network's depth gets) and aligns the right camera to the depth the
+    pipeline makes of it (``disparity_to_depth``, then ``fit_disparity_affine`` against the true disparity).
+    """
+    from core.depth import disparity_to_depth
+    from core.options import PipelineOptions
+
+    depth_path = folder / "depth.npy"
+    if condition == "gt":
+        np.save(depth_path, pair.depth.astype(np.float32))
+        return pair_options(pair, depth_path), metric_alignment(pair), pair.depth
+    disparity = condition_disparity(pair, condition)
+    np.save(depth_path, disparity.astype(np.float32))
+    base = merge_options(
+        pair_options(pair, depth_path),
+        {"depth": {"depth_kind": "disparity"}, "harmonize": {"trust_depth_file": False}},
+    )
+    depth_options = PipelineOptions.from_dict(base).depth
+    depth = disparity_to_depth(disparity, depth_options.near, depth_options.far)
+    return base, fit_disparity_affine(depth, pair.disparity), depth
+
+
 def bench_pair(
-    pair: StereoPair, methods: list[Method], args: argparse.Namespace, work: Path
+    pair: StereoPair, methods: list[Method], args: argparse.Namespace, work: Path, condition: str = "gt"
 ) -> tuple[dict[str, dict[str, float]], dict[str, Any], Row]:
-    """Run every method on one pair; returns per-method scores, extra details and the PNG row."""
+    """Run every method on one pair under one depth condition; returns scores, extra details and the PNG row."""
     import cv2
 
     h, w = pair.disparity.shape
-    folder = work / pair.name
+    folder = work / (pair.name if condition == "gt" else f"{pair.name}_{condition}")
     folder.mkdir(parents=True, exist_ok=True)
-    image_path, depth_path = folder / "left.png", folder / "depth.npy"
+    image_path = folder / "left.png"
     cv2.imwrite(str(image_path), cv2.cvtColor(pair.left, cv2.COLOR_RGB2BGR))
-    np.save(depth_path, pair.depth.astype(np.float32))
+    pair_base, alignment, input_depth = condition_setup(pair, condition, folder)
+    camera_pair = pair if condition == "gt" else aligned_pair(pair, alignment)
     masks = view_masks(pair.disparity, pair.right_disparity)
     scores: dict[str, dict[str, float]] = {}
-    details: dict[str, Any] = {"size": [w, h], "masks": masks.counts(), "methods": {}}
+    details: dict[str, Any] = {
+        "size": [w, h],
+        "condition": condition,
+        "alignment": {"a": round(alignment.a, 6), "b": round(alignment.b, 6)},
+        "masks": masks.counts(),
+        "methods": {},
+    }
 
     started = time.perf_counter()
     references = {
         "reference_splat_telea": reference_splat_telea(pair.left, pair.disparity),
         "reference_rubber_numpy": reference_rubber_sheet(pair.left, pair.disparity),
     }
+    if condition != "gt":
+        # The same splat with the condition's depth (aligned to pixels), for comparison.
+        references["reference_splat_telea_condition"] = reference_splat_telea(
+            pair.left, alignment.disparity(input_depth)
+        )
     renders: dict[str, np.ndarray] = {}
     for name, image in references.items():
         scores[name] = rounded(score(image, pair.right, masks))
@@ -169,21 +225,24 @@ def bench_pair(
         cv2.imwrite(str(folder / f"{name}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     details["reference_seconds"] = round(time.perf_counter() - started, 3)
 
-    pair_base = pair_options(pair, depth_path)
+    harmonized: np.ndarray | None = None
     for method in methods:
         options = merge_options(pair_base, method.options)
         t0 = time.perf_counter()
         try:
             package, manifest = run_pipeline(image_path, options, folder / f"{method.name}_package")
         except Exception as error:  # one failing setting must not lose the others' numbers
-            print(f"  {pair.name} {method.name}: pipeline failed: {error}", flush=True)
+            print(f"  {pair.name} {condition} {method.name}: pipeline failed: {error}", flush=True)
             scores[method.name] = dict.fromkeys(METRICS, float("nan"))
             details["methods"][method.name] = {"options": options, "error": f"{type(error).__name__}: {error}"}
             continue
         t1 = time.perf_counter()
+        if harmonized is None or method.name == "layers":
+            # The harmonized depth is the same for every method that only changes layers; prefer "layers".
+            harmonized = np.load(package / manifest["depth"]["map"])
         cam = manifest["camera"]
-        right = right_camera(w, h, cam["focal_px"], cam["cx"], cam["cy"], pair.baseline_m, pair.doffs_px)
-        check = camera_check_points(pair, manifest)
+        right = right_camera(w, h, cam["focal_px"], cam["cx"], cam["cy"], camera_pair.baseline_m, camera_pair.doffs_px)
+        check = camera_check_points(camera_pair, manifest)
         out_png = folder / f"{method.name}_right.png"
         image, error = render_right_view(package, right, out_png, args.samples, check)
         t2 = time.perf_counter()
@@ -198,13 +257,129 @@ def bench_pair(
             "camera_error_px": round(error, 5),
             "loose": rounded(loose_score(image, pair.right, masks)),
         }
-        print(f"  {pair.name} {method.name}: {scores[method.name]} ({t1 - t0:.1f} s + {t2 - t1:.1f} s)", flush=True)
+        label = f"{pair.name} {condition} {method.name}"
+        print(f"  {label}: {scores[method.name]} ({t1 - t0:.1f} s + {t2 - t1:.1f} s)", flush=True)
+
+    details["margins"] = condition_margins(scores)
+    details["edges"] = {"input": rounded(edge_measures(alignment.disparity(input_depth), pair.disparity))}
+    if harmonized is not None:
+        harmonized_disparity = alignment.disparity(harmonized)
+        details["edges"]["harmonized"] = rounded(edge_measures(harmonized_disparity, pair.disparity))
+        if "layers" in renders:
+            crop, window = worst_crop(pair, masks, renders, references, harmonized_disparity)
+            details["worst_window"] = window
+            cv2.imwrite(str(folder / "worst_crop.png"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+            if args.crops:
+                args.crops.mkdir(parents=True, exist_ok=True)
+                target = args.crops / f"{pair.name}_{condition}_worst.png"
+                cv2.imwrite(str(target), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
 
     # The picture shows the named methods; --variant renders stay in the work folder.
     row = [("left photo", pair.left), ("true right", pair.right)]
     row.extend((f"{name} (Eevee)", renders[name]) for name in PICTURED if name in renders)
+    if harmonized is not None:
+        row.append(("harmonized disparity, true jumps white", disparity_picture(alignment.disparity(harmonized), pair)))
     row.append(("disoccluded red / unknown blue / out of view dark", mask_overlay(pair.right, masks)))
     return scores, details, row
+
+
+def condition_margins(scores: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """layers minus stretched_mesh and layers minus splat + Telea (ground truth), per metric, where both exist."""
+    out: dict[str, dict[str, float]] = {}
+    layers = scores.get("layers")
+    if layers is None:
+        return out
+    for name, other in (("vs_stretched_mesh", "stretched_mesh"), ("vs_splat_telea", "reference_splat_telea")):
+        if other in scores:
+            out[name] = {m: round(layers[m] - scores[other][m], 4) for m in METRICS}
+    return out
+
+
+def disparity_picture(disparity: np.ndarray, pair: StereoPair) -> np.ndarray:
+    """A disparity map in the turbo colour map over the true range, with the true jumps drawn white."""
+    import cv2
+
+    low, high = np.nanpercentile(pair.disparity, [1.0, 99.0])
+    normalised = np.clip((np.nan_to_num(disparity, nan=low) - low) / max(high - low, 1e-6), 0.0, 1.0)
+    picture = cv2.applyColorMap((normalised * 255).astype(np.uint8), cv2.COLORMAP_TURBO)
+    picture = cv2.cvtColor(picture, cv2.COLOR_BGR2RGB)
+    picture[depth_jumps(pair.disparity)] = 255
+    return picture
+
+
+CROP_SIZE = 160
+CROP_ZOOM = 2
+
+
+def worst_crop(
+    pair: StereoPair,
+    masks: Any,
+    renders: dict[str, np.ndarray],
+    references: dict[str, np.ndarray],
+    harmonized_disparity: np.ndarray,
+) -> tuple[np.ndarray, list[int]]:
+    """Side-by-side ``CROP_SIZE`` crops (zoomed ``CROP_ZOOM`` x) where the layered render is worst.
+
+    The window maximises the layered render's summed squared error over the scored pixels (overlap and
+    disoccluded, ``worst_window``); the panels are the true right view, the Eevee renders, splat + Telea, the
+    harmonized disparity (true jumps white) and the scored-mask overlay. Returns the picture and
+    [row, col, size].
+    """
+    import cv2
+
+    from .report import _label
+
+    truth = pair.right.astype(np.float64)
+    error = ((renders["layers"].astype(np.float64) - truth) ** 2).mean(axis=2)
+    row, col = worst_window(error, masks.overlap | masks.disoccluded, CROP_SIZE)
+    size_h, size_w = min(CROP_SIZE, error.shape[0]), min(CROP_SIZE, error.shape[1])
+    panels = [("true right", pair.right)]
+    panels.extend((name, renders[name]) for name in PICTURED if name in renders)
+    panels.append(("splat+Telea (GT)", references["reference_splat_telea"]))
+    panels.append(("harmonized disp.", disparity_picture(harmonized_disparity, pair)))
+    panels.append(("masks", mask_overlay(pair.right, masks)))
+    out = []
+    for text, image in panels:
+        crop = np.ascontiguousarray(image[row : row + size_h, col : col + size_w])
+        crop = cv2.resize(crop, (size_w * CROP_ZOOM, size_h * CROP_ZOOM), interpolation=cv2.INTER_NEAREST)
+        out.append(_label(crop, text))
+    return np.concatenate(out, axis=1), [row, col, CROP_SIZE]
+
+
+def conditions_table(report: dict[str, Any]) -> str:
+    """One line per pair and condition: layered and stretched scores, margins, harmonized edge measures."""
+    lines = [
+        "| pair | depth | layers ov PSNR/SSIM | layers dis PSNR/SSIM | stretched ov | stretched dis "
+        "| layers-stretched ov / dis dB | layers-splat+Telea ov / dis dB | edge P / R @2px | dist h->t / t->h px "
+        "| band MAE px |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def pair_of(m: dict[str, float] | None, key: str) -> str:
+        if not m:
+            return "-"
+        return f"{m[key + '_psnr']:.2f} / {m[key + '_ssim']:.3f}"
+
+    for name, details in report["details"].items():
+        scores = report["pairs"][name]
+        layers, stretched = scores.get("layers"), scores.get("stretched_mesh")
+        margins = details.get("margins", {})
+        vs_s, vs_t = margins.get("vs_stretched_mesh"), margins.get("vs_splat_telea")
+        edges = details.get("edges", {}).get("harmonized")
+        lines.append(
+            f"| {name.split('/')[0]} | {details.get('condition', 'gt')} | {pair_of(layers, 'overlap')} "
+            f"| {pair_of(layers, 'disoccluded')} | {pair_of(stretched, 'overlap')} "
+            f"| {pair_of(stretched, 'disoccluded')} "
+            + (f"| {vs_s['overlap_psnr']:+.2f} / {vs_s['disoccluded_psnr']:+.2f} " if vs_s else "| - ")
+            + (f"| {vs_t['overlap_psnr']:+.2f} / {vs_t['disoccluded_psnr']:+.2f} " if vs_t else "| - ")
+            + (
+                f"| {edges['precision']:.2f} / {edges['recall']:.2f} "
+                f"| {edges['distance_to_true']:.2f} / {edges['distance_from_true']:.2f} | {edges['band_error']:.2f} |"
+                if edges
+                else "| - | - | - |"
+            )
+        )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -237,10 +412,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--tuned", action="store_true", help="also run the tuned presets (layers_tuned, mpi_tuned)")
     parser.add_argument("--samples", type=int, default=1, help="Eevee TAA render samples")
+    parser.add_argument(
+        "--depth-condition",
+        default="gt",
+        metavar="|".join(CONDITIONS),
+        help="depth given to the pipeline; a comma list runs several (see scripts/novel_view/conditions.py)",
+    )
+    parser.add_argument("--crops", type=Path, help="write each pair and condition's worst-window crops here")
     parser.add_argument("--work-dir", type=Path, help="keep packages and renders here (default: a temporary folder)")
     args = parser.parse_args(argv)
 
     methods = build_methods(args)
+    conditions = parse_conditions(args.depth_condition)
     specs = args.pairs or ["motorcycle", str(DEFAULT_CONES)]
     started = time.perf_counter()
     report: dict[str, Any] = {"pairs": {}, "details": {}}
@@ -250,13 +433,17 @@ def main(argv: list[str] | None = None) -> int:
         for spec in specs:
             pair = load_pair(spec)
             print(f"{pair.name}: {pair.left.shape[1]}x{pair.left.shape[0]}", flush=True)
-            scores, details, row = bench_pair(pair, methods, args, work)
-            report["pairs"][pair.name] = scores
-            report["details"][pair.name] = details
-            rows.append(row)
+            for condition in conditions:
+                # gt keeps the plain pair name, so the default report reads as before.
+                key = pair.name if condition == "gt" else f"{pair.name}/{condition}"
+                scores, details, row = bench_pair(pair, methods, args, work, condition)
+                report["pairs"][key] = scores
+                report["details"][key] = details
+                rows.append(row)
     report["settings"] = {
         "methods": {m.name: m.options for m in methods},
         "samples": args.samples,
+        "depth_conditions": conditions,
         "engine": "BLENDER_EEVEE_NEXT",
         "masks": view_masks.__doc__.split("Rules, ")[1].strip() if view_masks.__doc__ else "",
         "psnr_cap_db": PSNR_CAP_DB,
@@ -279,6 +466,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{t['disoccluded_psnr']:.2f} >= {t['disoccluded_psnr_needed']:.2f}, overlap "
                     f"{t['overlap_psnr']:.2f} >= {t['overlap_psnr_needed']:.2f})"
                 )
+    print()
+    print(conditions_table(report))
     print(f"total {report['seconds']:.0f} s")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

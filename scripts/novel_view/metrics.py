@@ -167,3 +167,93 @@ def loose_score(image: np.ndarray, truth: np.ndarray, masks: ViewMasks) -> dict[
         "unhit_psnr": masked_psnr(image, truth, ~masks.overlap),
         "unhit_ssim": masked_ssim(image, truth, ~masks.overlap, full),
     }
+
+
+# --- edge measures of a depth map against the ground truth ------------------------------------------
+
+EDGE_JUMP_PX = 1.5
+"""A depth jump: neighbouring pixels whose disparity differs by more than this many pixels."""
+EDGE_TOLERANCE_PX = 2.0
+EDGE_BAND_PX = 4.0
+
+
+def depth_jumps(disparity: np.ndarray, threshold: float = EDGE_JUMP_PX) -> np.ndarray:
+    """Pixels p whose right or lower neighbour q has |d(p) - d(q)| > ``threshold`` (NaN never jumps).
+
+    Marking the first pixel of each pair, in the same way for both maps, makes a step shifted by k pixels
+    a jump map shifted by exactly k pixels.
+    """
+    d = np.asarray(disparity, np.float64)
+    jumps = np.zeros(d.shape, bool)
+    with np.errstate(invalid="ignore"):
+        jumps[:, :-1] |= np.abs(d[:, 1:] - d[:, :-1]) > threshold
+        jumps[:-1, :] |= np.abs(d[1:, :] - d[:-1, :]) > threshold
+    return jumps
+
+
+def _distance_to(mask: np.ndarray) -> np.ndarray:
+    """Euclidean distance of every pixel to the nearest True of ``mask`` (inf when there is none)."""
+    from scipy import ndimage
+
+    if not mask.any():
+        return np.full(mask.shape, np.inf)
+    return ndimage.distance_transform_edt(~mask)
+
+
+def edge_measures(
+    disparity: np.ndarray,
+    truth: np.ndarray,
+    valid: np.ndarray | None = None,
+    threshold: float = EDGE_JUMP_PX,
+    tolerance: float = EDGE_TOLERANCE_PX,
+    band: float = EDGE_BAND_PX,
+) -> dict[str, float]:
+    """How well the jumps of ``disparity`` follow those of ``truth`` (both in the same disparity pixels).
+
+    Jumps are ``depth_jumps`` of each map; only jumps at ``valid`` pixels count (default: where ``truth`` is
+    finite). Returns:
+
+    - ``precision``: share of the map's jumps within ``tolerance`` px of a true jump;
+    - ``recall``: share of true jumps within ``tolerance`` px of one of the map's jumps;
+    - ``distance_to_true`` / ``distance_from_true``: mean distance, in px, of the map's jumps to the nearest
+      true jump, and of the true jumps to the nearest jump of the map;
+    - ``band_error``: mean |disparity - truth| over valid pixels within ``band`` px of a true jump;
+    - ``jumps`` / ``true_jumps``: how many of each were counted.
+
+    Empty sets give NaN (precision with no jumps, recall with no true jumps).
+    """
+    d = np.asarray(disparity, np.float64)
+    t = np.asarray(truth, np.float64)
+    valid = np.isfinite(t) if valid is None else np.asarray(valid, bool) & np.isfinite(t)
+    found = depth_jumps(d, threshold) & valid
+    true = depth_jumps(t, threshold) & valid
+    to_true, to_found = _distance_to(true), _distance_to(found)
+
+    def mean(values: np.ndarray) -> float:
+        return float(values.mean()) if values.size else float("nan")
+
+    near_band = valid & (to_true <= band) & np.isfinite(d)
+    return {
+        "precision": mean(to_true[found] <= tolerance),
+        "recall": mean(to_found[true] <= tolerance),
+        "distance_to_true": mean(to_true[found]),
+        "distance_from_true": mean(to_found[true]),
+        "band_error": mean(np.abs(d[near_band] - t[near_band])),
+        "jumps": int(found.sum()),
+        "true_jumps": int(true.sum()),
+    }
+
+
+def worst_window(error: np.ndarray, valid: np.ndarray, size: int) -> tuple[int, int]:
+    """Top-left (row, col) of the ``size`` x ``size`` window with the largest summed ``error`` over ``valid``.
+
+    Windows stay inside the image (``size`` is cut to the image); ties take the first in row-major order.
+    """
+    e = np.where(np.asarray(valid, bool), np.asarray(error, np.float64), 0.0)
+    h, w = e.shape
+    sh, sw = min(size, h), min(size, w)
+    integral = np.zeros((h + 1, w + 1))
+    integral[1:, 1:] = e.cumsum(0).cumsum(1)
+    sums = integral[sh:, sw:] - integral[:-sh, sw:] - integral[sh:, :-sw] + integral[:-sh, :-sw]
+    row, col = np.unravel_index(int(np.argmax(sums)), sums.shape)
+    return int(row), int(col)

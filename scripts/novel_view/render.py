@@ -126,7 +126,9 @@ def camera_check_points(pair: StereoPair, manifest: dict[str, Any], count: int =
     cam = manifest["camera"]
     left = Camera(int(cam["width"]), int(cam["height"]), float(cam["focal_px"]), float(cam["cx"]), float(cam["cy"]))
     rng = np.random.default_rng(0)
-    vs, us = np.nonzero(np.isfinite(pair.disparity))
+    # Only pixels in front of the camera: with an aligned (relative-depth) pair d + doffs can be <= 0.
+    with np.errstate(invalid="ignore"):
+        vs, us = np.nonzero(np.isfinite(pair.disparity) & (pair.disparity + pair.doffs_px > 0))
     pick = rng.choice(len(vs), size=min(count, len(vs)), replace=False)
     out: list[CheckPoint] = []
     for v, u in zip(vs[pick], us[pick], strict=True):
