@@ -42,11 +42,6 @@ FALLBACK_MODELS = SEGMENTATION_WITHOUT_WEIGHTS
 
 MAX_REGIONS_PER_SUPERPIXEL = 8
 """Above this many pieces per superpixel after the depth cut, the depth is noise: crumbs are swept first."""
-SLIC_HALF_RES_MIN_PX = 256
-"""SLIC runs at half resolution (a quarter of the time) when a superpixel averages at least this many pixels
-(16 x 16) at full resolution: then it still spans 8 x 8 there. Its labels are repeated back to full
-resolution; the depth-step cut and the region merge that follow work at full resolution, so layer edges at
-depth steps stay exact to the pixel, colour-only edges to two."""
 
 
 def segment_image(
@@ -203,10 +198,6 @@ def superpixel_labels(
     inverse = (inverse - inverse.min()) / span if span > 0 else np.zeros_like(inverse)
     features = np.dstack([lab, inverse * depth_weight]).astype(np.float32)
     superpixel_size = depth.size / max(1, int(n_segments))
-    h, w = depth.shape
-    half = superpixel_size >= SLIC_HALF_RES_MIN_PX and min(h, w) >= 64
-    if half:
-        features = cv2.resize(features, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
     # slic rescales its input to 0..1 by the global range: scale compactness the same way so it stays in
     # Lab units.
     feature_range = max(float(features.max() - features.min()), 1e-6)
@@ -223,8 +214,6 @@ def superpixel_labels(
         ),
         check,
     )
-    if half:  # each label repeated over the 2 x 2 pixels it stands for: regions stay 4-connected
-        superpixels = superpixels.repeat(2, axis=0).repeat(2, axis=1)[:h, :w]
     superpixels = _split_at_depth_steps(superpixels, log_depth, depth_step)
     if superpixels.max() + 1 > MAX_REGIONS_PER_SUPERPIXEL * n_segments:
         # Noisy depth shatters the cut into tens of thousands of crumbs that would swamp the region merge:

@@ -287,7 +287,9 @@ def test_publish_inflates_every_texture_not_checked_by_its_helper(tmp_path):
 
 
 # -- fewer full-resolution passes -------------------------------------------------------------------------------
-def test_slic_runs_on_half_the_pixels_of_a_large_image(monkeypatch):
+def test_slic_sees_every_pixel_of_a_large_image(monkeypatch):
+    """SLIC at half resolution saved 0.1-0.15 s at 1080p but cost Motorcycle's novel view 0.38 dB (overlap)
+    and 0.28 dB (disoccluded): colour edges moved by up to two pixels. It runs on the full image."""
     import core.segment as segment
 
     seen = []
@@ -300,16 +302,12 @@ def test_slic_runs_on_half_the_pixels_of_a_large_image(monkeypatch):
     monkeypatch.setattr(segment, "slic", spy)
     scene = square_scene(h=240, w=321)
     labels = segment.superpixel_labels(scene.rgb.astype(np.float32) / 255, scene.depth, 100)
-    assert seen == [(120, 161, 4)]
+    assert seen == [(240, 321, 4)]
     assert labels.shape == (240, 321)
     # The depth step stays exact to the pixel: no label straddles the square's edge.
     for value in np.unique(labels):
         inside = scene.square[labels == value].mean()
         assert inside in (0.0, 1.0)
-    seen.clear()
-    small = square_scene()  # 96 x 128 with 100 superpixels: 123 pixels each, too few to halve
-    segment.superpixel_labels(small.rgb.astype(np.float32) / 255, small.depth, 100)
-    assert seen == [(96, 128, 4)]
 
 
 def test_telea_fills_at_full_resolution_only_near_the_needed_pixels_and_gives_the_same_colours(monkeypatch):
