@@ -39,3 +39,16 @@ def square_scene(h: int = 96, w: int = 128, near: float = 2.0, far: float = 5.0)
     rgb = np.where(square[..., None], block, wall).clip(0, 255).astype(np.uint8)
     depth = np.where(square, near, far).astype(np.float32)
     return SquareScene(rgb, depth, square, near, far)
+
+
+def write_motorcycle(image: Path, depth: Path) -> tuple[Path, Path]:
+    """The Middlebury Motorcycle left photo (scikit-image) as ``image`` and its ground-truth depth as the NPY
+    ``depth`` (``scripts/make_example.py``'s conversion); returns both paths."""
+    from skimage.data import stereo_motorcycle
+
+    from scripts.make_example import motorcycle_depth
+
+    left, _, disparity = stereo_motorcycle()
+    Image.fromarray(left).save(image)
+    np.save(depth, motorcycle_depth(disparity))
+    return image, depth

@@ -15,7 +15,7 @@ from PIL import Image
 
 bpy = pytest.importorskip("bpy", reason="the Blender tier needs the bpy wheel (scripts/setup.sh installs it)")
 
-from scripts.make_example import motorcycle_depth  # noqa: E402
+from tests.scenes import write_motorcycle  # noqa: E402
 
 pytestmark = pytest.mark.blender
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,12 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory) -> Path:
-    from skimage.data import stereo_motorcycle
 
     folder = tmp_path_factory.mktemp("batch in")
-    left, _, disparity = stereo_motorcycle()
-    Image.fromarray(left).save(folder / "motorcycle.png")
-    np.save(folder / "motorcycle.npy", motorcycle_depth(disparity))
+    write_motorcycle(folder / "motorcycle.png", folder / "motorcycle.npy")
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     return folder
 

@@ -12,14 +12,12 @@ import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
-from PIL import Image
 
 bpy = pytest.importorskip("bpy", reason="the Blender tier needs the bpy wheel (scripts/setup.sh installs it)")
 
-from scripts.make_example import motorcycle_depth  # noqa: E402
 from tests.blender_support import EXTENSION, addon_module, reset_scene  # noqa: E402
+from tests.scenes import write_motorcycle  # noqa: E402
 
 pytestmark = pytest.mark.blender
 
@@ -45,13 +43,8 @@ def no_worker_python(photo3d_extension, monkeypatch):
 
 @pytest.fixture(scope="module")
 def motorcycle(tmp_path_factory) -> tuple[Path, Path]:
-    from skimage.data import stereo_motorcycle
-
-    left, _, disparity = stereo_motorcycle()
     folder = tmp_path_factory.mktemp("bundled photos")
-    Image.fromarray(left).save(folder / "motorcycle.png")
-    np.save(folder / "depth.npy", motorcycle_depth(disparity))
-    return folder / "motorcycle.png", folder / "depth.npy"
+    return write_motorcycle(folder / "motorcycle.png", folder / "depth.npy")
 
 
 def _site_packages() -> Path:

@@ -7,14 +7,13 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
 
 bpy = pytest.importorskip("bpy", reason="the Blender tier needs the bpy wheel (scripts/setup.sh installs it)")
 
 from mathutils import Vector  # noqa: E402
 
-from scripts.make_example import motorcycle_depth  # noqa: E402
 from tests.blender_support import addon_module, render_camera, reset_scene  # noqa: E402
+from tests.scenes import write_motorcycle  # noqa: E402
 
 pytestmark = pytest.mark.blender
 RENDER_SIZE = (185, 125)  # a quarter of the Motorcycle photo (741 x 500) each way
@@ -29,13 +28,9 @@ def mods(photo3d_extension):
 @pytest.fixture(scope="module")
 def photo(photo3d_extension, tmp_path_factory):
     """The Motorcycle photo imported with its ground-truth depth; one import for the whole module."""
-    from skimage.data import stereo_motorcycle
 
-    left, _, disparity = stereo_motorcycle()
     folder = tmp_path_factory.mktemp("camera paths")
-    image, depth = folder / "motorcycle.png", folder / "motorcycle depth.npy"
-    Image.fromarray(left).save(image)
-    np.save(depth, motorcycle_depth(disparity))
+    image, depth = write_motorcycle(folder / "motorcycle.png", folder / "motorcycle depth.npy")
     reset_scene()
     result = bpy.ops.photo3d.import_image(
         filepath=str(image), depth_source="FILE", depth_file=str(depth), segmentation=False, inpaint="TELEA",

@@ -12,20 +12,17 @@ bpy = pytest.importorskip("bpy", reason="the Blender tier needs the bpy wheel (s
 
 from mathutils import Vector  # noqa: E402
 
-from scripts.make_example import motorcycle_depth  # noqa: E402
 from tests.blender_support import reset_scene  # noqa: E402
+from tests.scenes import write_motorcycle  # noqa: E402
 
 pytestmark = pytest.mark.blender
 
 
 @pytest.fixture(scope="module")
 def imported(photo3d_extension, tmp_path_factory):
-    from skimage.data import stereo_motorcycle
 
     folder = tmp_path_factory.mktemp("panel")
-    left, _, disparity = stereo_motorcycle()
-    Image.fromarray(left).save(folder / "moto.png")
-    np.save(folder / "moto.npy", motorcycle_depth(disparity))
+    write_motorcycle(folder / "moto.png", folder / "moto.npy")
     reset_scene()
     result = bpy.ops.photo3d.import_image(
         filepath=str(folder / "moto.png"), depth_source="FILE", depth_file=str(folder / "moto.npy"),

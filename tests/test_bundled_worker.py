@@ -18,14 +18,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from core.package.reader import read_package
-from scripts.make_example import motorcycle_depth
 from tests.blender_support import this_platform
 from tests.pure_addon import addon
+from tests.scenes import write_motorcycle
 
 ROOT = Path(__file__).resolve().parents[1]
 NUMPY = "numpy==1.26.4"
@@ -172,13 +170,8 @@ def test_bundled_wheels_import_without_torch_on_blenders_numpy(bundled):
 @pytest.fixture(scope="module")
 def motorcycle(tmp_path_factory) -> tuple[Path, Path]:
     """The Motorcycle photo as PNG and its ground-truth depth."""
-    from skimage.data import stereo_motorcycle
-
-    left, _, disparity = stereo_motorcycle()
     folder = tmp_path_factory.mktemp("motorcycle")
-    Image.fromarray(left).save(folder / "motorcycle.png")
-    np.save(folder / "depth.npy", motorcycle_depth(disparity))
-    return folder / "motorcycle.png", folder / "depth.npy"
+    return write_motorcycle(folder / "motorcycle.png", folder / "depth.npy")
 
 
 def _no_model_choices(depth: Path, models_dir: Path | None) -> dict:
