@@ -82,6 +82,13 @@ class Camera:
         data["fov_y_deg"] = self.fov_y_deg
         return data
 
+    def extended(self, border: int) -> Camera:
+        """The same camera with its image grown by ``border`` pixels on every side (the same rays: pixel
+        (u + border, v + border) of the result is pixel (u, v) of this one)."""
+        b = int(border)
+        grown = (self.width + 2 * b, self.height + 2 * b)
+        return Camera(*grown, self.focal_px, self.cx + b, self.cy + b, self.focal_source)
+
     def scaled(self, width: int, height: int) -> Camera:
         """The same camera for an image resampled to ``width`` x ``height``."""
         sx, sy = width / self.width, height / self.height

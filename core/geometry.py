@@ -109,6 +109,31 @@ def build_layer_mesh(mask: np.ndarray, depth: np.ndarray, camera: Camera, max_tr
     return LayerMesh(vertices, uvs, faces)
 
 
+def rebase_uvs(
+    mesh: LayerMesh, canvas: tuple[int, int], border: int, source_size: tuple[int, int], texture_border: int
+) -> LayerMesh:
+    """The UVs of a mesh built on a ``canvas`` (height, width) that reaches ``border`` working pixels past
+    each edge of the photo (``Camera.extended``), for a texture of the photo's ``source_size`` (height,
+    width) grown by ``texture_border`` source pixels on each side (``textures.texture_border``)."""
+    if border <= 0 or len(mesh.uvs) == 0:
+        return mesh
+    (canvas_h, canvas_w), (source_h, source_w) = canvas, source_size
+    width, height = canvas_w - 2 * border, canvas_h - 2 * border
+    u = mesh.uvs[:, 0].astype(np.float64) * canvas_w
+    v = (1.0 - mesh.uvs[:, 1].astype(np.float64)) * canvas_h
+    # Canvas pixels to photo pixels at the source resolution, then into the grown texture.
+    u_source = (u - border) * source_w / width
+    v_source = (v - border) * source_h / height
+    uvs = np.stack(
+        [
+            (u_source + texture_border) / (source_w + 2 * texture_border),
+            1.0 - (v_source + texture_border) / (source_h + 2 * texture_border),
+        ],
+        axis=-1,
+    )
+    return LayerMesh(mesh.vertices, uvs.astype(np.float32), mesh.faces)
+
+
 def _clean_mask(mask: np.ndarray) -> np.ndarray:
     """Drop specks and fill pinholes smaller than MIN_COMPONENT_PX."""
     _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)

@@ -40,6 +40,17 @@ class LayerFill:
     """(h, w, 3) float32, the photo on observed pixels, filled on the hole."""
     depth: np.ndarray
     """(h, w) float32, valid on ``extent``."""
+    border: int = 0
+    """Working pixels the fill reaches past each edge of the photo (the backdrop's border, ``add_border``): the
+    arrays are then (h + 2 border, w + 2 border) and pixel (border, border) is the photo's first."""
+
+    def frame(self) -> LayerFill:
+        """The fill within the photo's frame (itself when it has no border)."""
+        b = self.border
+        if not b:
+            return self
+        inside = (slice(b, -b), slice(b, -b))
+        return LayerFill(self.extent[inside], self.hole[inside], self.rgb[inside], self.depth[inside])
 
     @property
     def inpainted_fraction(self) -> float:
@@ -67,6 +78,36 @@ def layer_holes(layers: list[Layer], band_px: float) -> list[tuple[np.ndarray, n
             hole = hidden & (distance <= band_px)
         result.append((hidden, hole))
     return result
+
+
+def touches_frame(mask: np.ndarray) -> bool:
+    """Whether ``mask`` has a pixel on the photo's outermost rows or columns."""
+    return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+
+
+def add_border(fill: LayerFill, border: int, backdrop: bool) -> LayerFill:
+    """``fill`` reaching ``border`` working pixels past each edge of the photo.
+
+    The backdrop covers all of it; any other layer goes on straight out from where it meets the edge (its
+    edge pixels repeated outwards), so a shelf or a floor cut by the frame continues past it instead of
+    showing what the backdrop guesses behind it. Depth repeats the edge's own value outwards (a mirror would
+    fold a slanted floor back on itself); colour is the fill mirrored at the edges (texture goes on, no
+    smear), as the textures mirror the photo at its own resolution (``textures.layer_rgba``).
+    """
+    if border <= 0:
+        return fill
+    pad = (border, border, border, border)
+    rgb = cv2.copyMakeBorder(np.ascontiguousarray(fill.rgb), *pad, cv2.BORDER_REFLECT)
+    depth = cv2.copyMakeBorder(np.where(fill.extent, fill.depth, 0.0).astype(np.float32), *pad, cv2.BORDER_REPLICATE)
+    if backdrop:
+        extent = np.ones(depth.shape, dtype=bool)
+    else:
+        extent = cv2.copyMakeBorder(fill.extent.astype(np.uint8), *pad, cv2.BORDER_REPLICATE) > 0
+    inside = (slice(border, -border), slice(border, -border))
+    extent[inside] = fill.extent
+    hole = extent.copy()
+    hole[inside] = fill.hole
+    return LayerFill(extent=extent, hole=hole, rgb=rgb, depth=np.where(extent, depth, 0.0), border=border)
 
 
 def _telea_fill(rgb8: np.ndarray, unknown: np.ndarray, needed: np.ndarray, radius: int, flags: int) -> np.ndarray:
@@ -165,8 +206,12 @@ def inpaint_layers(
     progress: Progress | None = None,
     cache: ModelCache | None = None,
     on_fill: Callable[[int, LayerFill], None] | None = None,
+    border: int = 0,
 ) -> list[LayerFill]:
     """Extend every layer behind the nearer ones; returns one ``LayerFill`` per layer, back to front.
+
+    The farthest layer, and every layer the frame cuts, also reach ``border`` working pixels past each edge
+    of the photo (``add_border``).
 
     OpenCV colour fills run on helper threads while this thread extends the depth, layer by layer;
     ``on_fill(index, fill)`` is called as soon as each layer's fill is complete (the pipeline starts its
@@ -196,6 +241,8 @@ def inpaint_layers(
             layer_depth = np.where(extent, 1.0 / np.maximum(layer_disparity, 1e-9), 0.0).astype(np.float32)
             layer_rgb = _layer_colour(rgb, hole, _result(colours[i], progress))
             fill = LayerFill(extent=extent, hole=hole, rgb=layer_rgb, depth=layer_depth)
+            if i == 0 or touches_frame(extent):
+                fill = add_border(fill, border, backdrop=i == 0)
             fills.append(fill)
             if progress is not None:
                 progress.update((i + 1) / len(layers), f"layer {i + 1}/{len(layers)}")

@@ -24,7 +24,7 @@ from . import __version__
 from .contact_sheet import make_contact_sheet, thumb_height
 from .depth import DepthResult, estimate_depth, load_depth_file
 from .errors import InputError, PackageError
-from .geometry import LayerMesh, build_layer_mesh, build_mpi
+from .geometry import LayerMesh, build_layer_mesh, build_mpi, rebase_uvs
 from .harmonize import HarmonizeInfo, harmonize_depth
 from .inpaint import LayerFill, inpaint_layers
 from .layers import Layer, build_layers
@@ -37,7 +37,7 @@ from .package.files import check_texture
 from .package.writer import StagedPackage, staged_package
 from .progress import Progress
 from .segment import segment_image
-from .textures import TextureJobs, bleed_colour, layer_rgba, write_png
+from .textures import TextureJobs, bleed_colour, layer_rgba, texture_border, write_png
 
 CONTACT_SHEET_NAME = "contact_sheet.png"
 TEXTURES_ALIVE = 2
@@ -134,8 +134,17 @@ def _fill_and_mesh(
             textures.add_layer(index, layers[index], fill)
 
     with progress.stage("inpaint"):
+        border = _border_px(loaded, options)
         fills = inpaint_layers(
-            loaded.work_rgb, analysis.harmonized, layers, options.inpaint, options.runtime, progress, cache, on_fill
+            loaded.work_rgb,
+            analysis.harmonized,
+            layers,
+            options.inpaint,
+            options.runtime,
+            progress,
+            cache,
+            on_fill,
+            border,
         )
     meshes: list[LayerMesh] = []
     mpi: list[Any] = []
@@ -145,7 +154,10 @@ def _fill_and_mesh(
         if options.geometry.representation == "mesh":
             for i, fill in enumerate(fills):
                 progress.update(i / len(fills), f"mesh {i + 1}/{len(fills)}")
-                meshes.append(build_layer_mesh(fill.extent, fill.depth, work_camera, options.geometry.max_triangles))
+                camera = work_camera.extended(fill.border)
+                mesh = build_layer_mesh(fill.extent, fill.depth, camera, options.geometry.max_triangles)
+                texture = texture_border(fill.border, loaded.work_size, loaded.source_size)
+                meshes.append(rebase_uvs(mesh, fill.extent.shape, fill.border, loaded.source_size, texture))
         else:
             rgba = [np.dstack([f.rgb, f.extent.astype(np.float32)]) for f in fills]
             mpi = build_mpi(rgba, [f.depth for f in fills], options.geometry.mpi_planes)
@@ -207,7 +219,8 @@ class _PackageTextures:
     def add_layer(self, index: int, layer: Layer, fill: LayerFill) -> None:
         """Start layer ``index``'s texture at the photo's resolution."""
         loaded = self._loaded
-        size = (loaded.source_size[1], loaded.source_size[0])
+        grown = 2 * texture_border(fill.border, loaded.work_size, loaded.source_size)
+        size = (loaded.source_size[1] + grown, loaded.source_size[0] + grown)
         self._submit(
             index,
             _texture_name(index),
@@ -247,13 +260,21 @@ def _staged_with_textures(
             textures.close()
 
 
+def _border_px(loaded: LoadedImage, options: PipelineOptions) -> int:
+    """Working pixels the backdrop reaches past each edge of the photo (``InpaintOptions.border_fraction``):
+    none for MPI planes, whose textures are the working frame, nor for photos with transparency."""
+    if options.geometry.representation != "mesh" or loaded.source_alpha is not None:
+        return 0
+    return int(round(options.inpaint.border_fraction * loaded.work_size[1]))
+
+
 def _texture_name(index: int) -> str:
     return f"layers/{index:02d}_color.png"
 
 
-def _layer_entry(index: int, layer: Layer, fill: LayerFill) -> dict[str, Any]:
+def _layer_entry(index: int, layer: Layer, fill: LayerFill, loaded: LoadedImage) -> dict[str, Any]:
     depths = fill.depth[fill.extent]
-    return {
+    entry = {
         "index": index,
         "name": f"layer_{index:02d}",
         "texture": _texture_name(index),
@@ -262,6 +283,9 @@ def _layer_entry(index: int, layer: Layer, fill: LayerFill) -> dict[str, Any]:
         "pixel_count": int(layer.mask.sum()),
         "inpainted_fraction": round(fill.inpainted_fraction, 6),
     }
+    if fill.border:
+        entry["border"] = texture_border(fill.border, loaded.work_size, loaded.source_size)
+    return entry
 
 
 def _absolute_if_file(source: str, options: PipelineOptions) -> str:
@@ -304,7 +328,7 @@ def _write_package(
                 progress.update(i / len(scene.layers), f"layer {i + 1}/{len(scene.layers)}")
                 if i not in textures.names:
                     textures.add_layer(i, layer, layer_fill)
-                entry = _layer_entry(i, layer, layer_fill)
+                entry = _layer_entry(i, layer, layer_fill, loaded)
                 entry["mesh"] = f"layers/{i:02d}_mesh.npz"
                 save_mesh_file(folder / entry["mesh"], mesh.vertices, mesh.uvs, mesh.faces)
                 entry["vertices"] = len(mesh.vertices)

@@ -16,6 +16,7 @@ work. The previous texture may be being written while the next is built, so two 
 
 from __future__ import annotations
 
+import math
 import struct
 import threading
 import zlib
@@ -57,12 +58,30 @@ def _to_bytes(samples: np.ndarray) -> np.ndarray:
     return scaled.astype(np.uint8)
 
 
+def texture_border(border: int, work_size: tuple[int, int], source_size: tuple[int, int]) -> int:
+    """Source pixels a texture reaches past each edge of the photo for a fill ``border`` working pixels past
+    it: at least as far, so the mesh built on the working canvas never samples past its texture."""
+    if border <= 0:
+        return 0
+    scale = max(source_size[0] / work_size[0], source_size[1] / work_size[1])
+    return int(math.ceil(border * scale - 1e-9))
+
+
 def layer_rgba(photo: np.ndarray, photo_alpha: np.ndarray | None, observed: np.ndarray, fill: LayerFill) -> np.ndarray:
     """(H, W, 4) uint8 straight-alpha texture of one layer at the photo's resolution.
 
     ``photo`` (H, W, 3) and ``photo_alpha`` (H, W) are source samples: uint8, uint16 or float32 0..1
     (``LoadedImage.source_rgb`` / ``source_alpha``); the result is the same for each form of the same values.
+    A fill with a border (``inpaint.add_border``) gives a texture ``texture_border`` pixels larger on each
+    side: the photo's own colours mirrored at its edges, at the photo's resolution, and the coverage at the
+    edges repeated outwards, as the mesh's outline goes on.
     """
+    if fill.border:
+        inner = layer_rgba(photo, photo_alpha, observed, fill.frame())
+        pad = (texture_border(fill.border, observed.shape, photo.shape[:2]),) * 4
+        rgba = cv2.copyMakeBorder(inner, *pad, cv2.BORDER_REFLECT)
+        rgba[..., 3] = cv2.copyMakeBorder(np.ascontiguousarray(inner[..., 3]), *pad, cv2.BORDER_REPLICATE)
+        return rgba
     height, width = photo.shape[:2]
     if photo.dtype == np.uint8:
         rgba = cv2.cvtColor(np.ascontiguousarray(photo), cv2.COLOR_RGB2RGBA)  # one pass; alpha is set below

@@ -29,7 +29,9 @@ The oracle's contract (what an accepted package must satisfy, checked on the fil
 * ``layers``: 1 to 256 objects; ``index`` equal to the position, a non-empty unique string ``name``,
   ``depth_range`` two finite positive numbers (low first), integer ``pixel_count`` 0..width*height,
   ``texture`` an 8-bit RGBA PNG (complete, CRCs right, data exactly as long as the header says) of the
-  camera's size (mesh) or ``work_size`` (MPI); mesh layers: ``mesh`` an NPZ of exactly ``vertices``
+  camera's size (mesh) or ``work_size`` (MPI), grown by twice the optional ``border`` (an integer 0..half
+  the longest side, plus one; non-zero only in a mesh package) each way; mesh layers: ``mesh`` an NPZ of
+  exactly ``vertices``
   (float32 N x 3, finite, z < 0), ``uvs`` (float32 N x 2, finite), ``faces`` (int32 M x 3, M >= 1,
   indices in 0..N-1), each member at most 256 MiB unpacked, not encrypted, a method zipfile reads (stored,
   deflate, bzip2, lzma), CRCs right, and ``vertices``/``triangles``
@@ -2219,9 +2221,17 @@ class _Oracle:
             count = layer.get("pixel_count")
             if not _is_int(count) or not 0 <= count <= camera[0] * camera[1]:
                 self.bad("layer_pixel_count", f"{what}.pixel_count is {_show(count)}")
+            border = layer.get("border", 0)
+            if "border" in layer:
+                if not _is_int(border) or not 0 <= border <= max(camera) // 2 + 1:
+                    self.bad("layer_border", f"{what}.border is {_show(border)}")
+                    border = 0
+                elif border and representation != "mesh":
+                    self.bad("layer_border", f"{what}.border on an MPI plane")
+                    border = 0
             texture = self.file(layer.get("texture"), f"{what}.texture")
             if texture and size:
-                self.png(texture, f"{what}.texture", size)
+                self.png(texture, f"{what}.texture", (size[0] + 2 * border, size[1] + 2 * border))
             if representation == "mesh":
                 mesh = self.file(layer.get("mesh"), f"{what}.mesh")
                 arrays = self.npz(mesh, f"{what}.mesh") if mesh else None

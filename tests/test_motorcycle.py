@@ -62,12 +62,16 @@ def test_motorcycle_layers(motorcycle, tmp_path, representation):
             # Vertices lie in front of the camera within the ground-truth depth range (about 2-5 m).
             z = -mesh["vertices"][:, 2]
             assert z.min() > 1.5 and z.max() < 6.0
-        assert layers[0].inpainted_fraction > 0.1 and layers[-1].inpainted_fraction == 0.0
+        assert layers[0].inpainted_fraction > 0.1
+        # Nothing hides the nearest layer: what it has filled is only its border past the photo's edges.
+        nearest = layers[-1]
+        assert nearest.inpainted_fraction == 0.0 if nearest.border is None else 0.0 < nearest.inpainted_fraction < 0.5
     else:
         planes = [layer.plane_depth for layer in layers]
         assert planes == sorted(planes, reverse=True) and len(planes) <= 32
     assert package.manifest.camera.focal_px == pytest.approx(focal)
     textures = [np.asarray(Image.open(package.path_of(layer.texture))).astype(np.float32) / 255 for layer in layers]
+    textures = [package.in_frame(layer, texture) for layer, texture in zip(layers, textures, strict=True)]
     assert textures[0].shape == (*left.shape[:2], 4)
     composite = composite_back_to_front(textures) * 255
     mse = np.mean((composite - left.astype(np.float32)) ** 2)

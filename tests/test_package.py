@@ -10,7 +10,7 @@ import pytest
 
 from core.errors import OutputError, PackageError
 from core.options import PipelineOptions
-from core.package import read_package, save_mesh_file, write_package_atomically
+from core.package import FORMAT_VERSION, read_package, save_mesh_file, write_package_atomically
 from core.pipeline import convert_image
 from tests.scenes import square_scene
 
@@ -38,7 +38,7 @@ def _edit(folder, change):
 
 def test_valid_package_reads(package_dir):
     package = read_package(package_dir)
-    assert package.manifest.format == "photo3d.layers" and package.manifest.version == "1.0"
+    assert package.manifest.format == "photo3d.layers" and package.manifest.version == FORMAT_VERSION == "1.1"
     assert package.manifest.camera.width == 128
     mesh = package.load_mesh(package.layers[0])
     assert mesh["vertices"].dtype == np.float32 and mesh["faces"].dtype == np.int32

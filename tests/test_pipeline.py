@@ -36,9 +36,19 @@ def test_square_in_front_of_wall_gives_two_layers(square):
     scene, image, depth = square
     result = compute_layers(image, _options(depth))
     assert len(result.layers) == 2
-    wall, block = result.fills
+    bordered, block = result.fills
     assert np.array_equal(result.layers[1].mask, scene.square)
     assert np.array_equal(result.layers[0].mask, ~scene.square)
+    # The wall reaches 8 % of the width past each edge (the default border), wholly filled there at its
+    # own depth, and its colour is the wall's mirrored.
+    border = round(0.08 * scene.rgb.shape[1])
+    h, w = scene.square.shape
+    assert bordered.border == border and bordered.extent.shape == (h + 2 * border, w + 2 * border)
+    assert bordered.extent.all() and bordered.hole.sum() == bordered.hole.size - (~scene.square).sum()
+    assert np.allclose(bordered.depth, scene.far, rtol=1e-3)
+    np.testing.assert_array_equal(bordered.rgb[border - 1, border:-border], bordered.rgb[border, border:-border])
+    assert block.border == 0
+    wall = bordered.frame()
     # The wall's hole is filled exactly behind the square, and the wall is opaque everywhere.
     assert np.array_equal(wall.hole, scene.square)
     assert wall.extent.all()
@@ -58,7 +68,11 @@ def test_package_round_trips_and_reproduces_the_photo(square, tmp_path):
     package = read_package(result.package_path)
     assert package.representation == "mesh"
     assert [layer.name for layer in package.layers] == ["layer_00", "layer_01"]
-    assert package.layers[0].inpainted_fraction == pytest.approx(scene.square.mean(), abs=1e-6)
+    border = package.layers[0].border
+    h, w = scene.square.shape
+    assert border == round(0.08 * w) and package.layers[1].border is None
+    framed = (h + 2 * border) * (w + 2 * border)
+    assert package.layers[0].inpainted_fraction == pytest.approx(1 - (~scene.square).sum() / framed, abs=1e-6)
     assert package.layers[0].depth_range == pytest.approx((scene.far, scene.far), rel=1e-3)
     # Stages report in pipeline order and every one is timed.
     seen = list(dict.fromkeys(stages))
@@ -70,9 +84,15 @@ def test_package_round_trips_and_reproduces_the_photo(square, tmp_path):
     # Layers composited back to front reproduce the photo exactly.
     from PIL import Image
 
-    rgba = [np.asarray(Image.open(package.path_of(layer.texture))).astype(np.float32) / 255 for layer in package.layers]
+    textures = [np.asarray(Image.open(package.path_of(layer.texture))) for layer in package.layers]
+    assert textures[0].shape == (h + 2 * border, w + 2 * border, 4) and textures[1].shape == (h, w, 4)
+    framed_textures = [package.in_frame(layer, t) for layer, t in zip(package.layers, textures, strict=True)]
+    rgba = [t.astype(np.float32) / 255 for t in framed_textures]
     composite = composite_back_to_front(rgba)
     assert np.abs(composite * 255 - scene.rgb).max() <= 1.0
+    # Past the photo's edges the backdrop is the photo mirrored, opaque.
+    np.testing.assert_array_equal(textures[0][border - 1, border:-border], textures[0][border, border:-border])
+    assert (textures[0][..., 3] == 255).all()
     assert (result.package_path / "contact_sheet.png").is_file()
 
 

@@ -157,7 +157,10 @@ def test_textures_are_written_while_the_later_stages_run(tmp_path, monkeypatch):
     # What the helpers wrote is what the layers hold: composited back to front, the photo.
     from core.geometry import composite_back_to_front
 
-    rgba = [np.asarray(Image.open(package.path_of(layer.texture))).astype(np.float32) / 255 for layer in package.layers]
+    rgba = [
+        package.in_frame(layer, np.asarray(Image.open(package.path_of(layer.texture)))).astype(np.float32) / 255
+        for layer in package.layers
+    ]
     photo = np.asarray(Image.open(image)).astype(np.float32)
     assert np.abs(composite_back_to_front(rgba) * 255 - photo).max() <= 1.0
     assert _no_helpers_alive()

@@ -20,7 +20,7 @@ from ..errors import PackageError
 from ..safe_json import json_kind, short_repr
 
 FORMAT_NAME = "photo3d.layers"
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
 MAX_LAYERS = 256
 """Most layers or planes a package may list (the pipeline writes at most 32 layers or 128 planes)."""
 MAX_PIXELS = 100_000_000
@@ -78,6 +78,10 @@ class LayerInfo:
     inpainted_fraction: float | None = None
     vertices: int | None = None
     triangles: int | None = None
+    border: int | None = None
+    """Source pixels the layer's texture and mesh reach past each edge of the photo (format 1.1; mesh packages
+    only): its texture is the photo's size plus twice this each way, and its pixel (border, border) is the
+    photo's first."""
 
 
 @dataclass(frozen=True)
@@ -132,11 +136,13 @@ class Manifest:
         data["timings"] = dict(self.timings)
         return data
 
-    def texture_size(self) -> tuple[int, int]:
-        """(width, height) every layer texture must have: the photo's, or the working size for MPI planes."""
+    def texture_size(self, layer: LayerInfo | None = None) -> tuple[int, int]:
+        """(width, height) a layer's texture must have: the photo's grown by the layer's ``border`` on each
+        side, or the working size for MPI planes."""
         if self.representation == "mpi":
             return self.work_size[1], self.work_size[0]
-        return self.camera.width, self.camera.height
+        grown = 2 * (layer.border or 0) if layer is not None else 0
+        return self.camera.width + grown, self.camera.height + grown
 
 
 def _fail(where: str, problem: str) -> PackageError:
@@ -323,7 +329,7 @@ def _depth(data: Any) -> DepthInfo:
     return depth
 
 
-def _layer(data: Any, index: int, representation: str, pixels: int) -> LayerInfo:
+def _layer(data: Any, index: int, representation: str, pixels: int, longest: int) -> LayerInfo:
     where = f"layers[{index}]"
     obj = _object(data, where)
     position = _int(obj, "index", where, 0, MAX_LAYERS - 1)
@@ -352,7 +358,10 @@ def _layer(data: Any, index: int, representation: str, pixels: int) -> LayerInfo
         inpainted_fraction=_float(obj, "inpainted_fraction", where, 0.0, 1.0, optional=True),
         vertices=_int(obj, "vertices", where, 3, 2**31 - 1, optional=True),
         triangles=_int(obj, "triangles", where, 1, 2**31 - 1, optional=True),
+        border=_int(obj, "border", where, 0, longest // 2 + 1, optional=True),
     )
+    if layer.border and representation != "mesh":
+        raise _fail(f"{where}.border", "is only allowed on the layers of a mesh package")
     if not layer.name or len(layer.name) > MAX_NAME:
         raise _fail(f"{where}.name", f"must be 1 to {MAX_NAME} characters")
     return layer
@@ -403,7 +412,8 @@ def parse_manifest(data: Any) -> Manifest:
     if len(layers_data) > MAX_LAYERS:
         raise _fail("layers", f"lists {len(layers_data)} layers; at most {MAX_LAYERS}")
     pixels = camera.width * camera.height
-    layers = tuple(_layer(layer, i, representation, pixels) for i, layer in enumerate(layers_data))
+    longest = max(camera.width, camera.height)
+    layers = tuple(_layer(layer, i, representation, pixels, longest) for i, layer in enumerate(layers_data))
     _check_distinct(layers)
     if representation == "mpi":
         depths = [layer.plane_depth for layer in layers]

@@ -60,6 +60,12 @@ class LayerPackage:
             raise PackageError(f"layer {layer.index} has no mesh: this is an MPI package")
         return load_mesh_file(self.path_of(layer.mesh))
 
+    def in_frame(self, layer: LayerInfo, texture: np.ndarray) -> np.ndarray:
+        """The part of ``layer``'s texture pixels (h, w, ...) inside the photo's frame: a layer with a
+        ``border`` reaches that far past each edge, and its pixel (border, border) is the photo's first."""
+        b = layer.border or 0
+        return texture[b : texture.shape[0] - b, b : texture.shape[1] - b] if b else texture
+
     def load_depth_map(self) -> np.ndarray:
         """The harmonized depth map (float32, working resolution), checked."""
         return load_depth_map(self.depth_map_path(), self.manifest.work_size)
@@ -99,9 +105,8 @@ def read_package(path: str | os.PathLike, check_meshes: bool = True, check_data:
     raw, typed = _read_manifest(root)
     package = LayerPackage(root=root, manifest=typed)
     _check_distinct_files(package)
-    size = typed.texture_size()
     for layer in typed.layers:
-        check_texture(package.path_of(layer.texture), layer.texture, size, check_data)
+        check_texture(package.path_of(layer.texture), layer.texture, typed.texture_size(layer), check_data)
         if layer.mesh is not None:
             mesh_path = package.path_of(layer.mesh)
             if check_meshes:

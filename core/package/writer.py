@@ -128,9 +128,9 @@ def _check_as_read(folder: Path, verified_textures: set[str]) -> None:
         read_package(folder)
         return
     package = read_package(folder, check_data=False)  # manifest, files, meshes, texture headers
-    size = package.manifest.texture_size()
     for layer in package.layers:
         if layer.texture not in verified_textures:
+            size = package.manifest.texture_size(layer)
             check_texture(package.path_of(layer.texture), layer.texture, size, full=True)
     load_depth_map(package.depth_map_path(), package.manifest.work_size)
 

@@ -76,6 +76,9 @@ class SceneInfo:
     """Default pivot/focus depth; None = the harmonic mean of the depth range (see ``default_pivot``)."""
     border_depth: float | None = None
     """Nearest depth of the backdrop along the photo's border, for ``overscan``; None = ``depth_max``."""
+    border_px: int = 0
+    """Source pixels the backdrop reaches past each edge of the photo (the package's layer 0 ``border``):
+    ``overscan`` only zooms in as far as a move would see past that."""
 
     @property
     def principal_point(self) -> tuple[float, float]:
@@ -122,6 +125,7 @@ class SceneInfo:
             band_fraction=0.08 if band is None else float(band),
             pivot_depth=pivot_depth,
             border_depth=border,
+            border_px=int(manifest.layers[0].border or 0) if manifest.layers else 0,
         )
 
 
@@ -340,7 +344,7 @@ def _cover_scale(location: np.ndarray, rotation: np.ndarray, lens: np.ndarray, i
     camera = info.camera
     centre = np.array(camera.principal_point)
     image = np.array([[0.0, 0.0], [info.width, 0.0], [info.width, info.height], [0.0, info.height]])
-    frame = np.array(camera.frustum_corners(border))
+    frame = np.array(camera.extended(info.border_px).frustum_corners(border))
     scale = 1.0
     for c, r, s in zip(location, rotation, lens, strict=True):
         quad = project(CameraPose(tuple(c), tuple(r), float(s)), info, frame)

@@ -206,12 +206,16 @@ class PhotoScene:
         """The camera, depth range and inpainted band a camera path or an effect needs.
 
         The border depth (for overscan) is the nearest content anywhere along the photo's border: a move that
-        backs away shrinks near content most, and its edge must stay outside the view too.
+        backs away shrinks near content most, and its edge must stay outside the view too. A backdrop that
+        reaches past the photo (format 1.1 ``border``) is filled behind every nearer layer, so then only its
+        own nearest depth counts.
         """
         return replace(self.cached("scene_info", self._scene_info), pivot_depth=pivot_depth)
 
     def _scene_info(self) -> SceneInfo:
         info = SceneInfo.from_manifest(self.manifest)
+        if info.border_px > 0:
+            return info
         try:
             border = _border_depth(self.depth_map())
         except NotAPhoto:
