@@ -108,6 +108,11 @@ def _parser() -> argparse.ArgumentParser:
         help=_help("filled band behind nearer layers, share of image width", "inpaint.band_fraction"),
     )
     convert.add_argument(
+        "--border",
+        type=float,
+        help=_help("how far layers reach past the photo's edges, share of image width", "inpaint.border_fraction"),
+    )
+    convert.add_argument(
         "--fov", type=float, help=_help("horizontal field of view in degrees when EXIF has none", "load.fov_deg")
     )
     convert.add_argument(
@@ -156,6 +161,7 @@ _FLAG_OPTIONS = [
     ("inpaint", "inpaint", "method"),
     ("lama_model", "inpaint", "lama_model"),
     ("band", "inpaint", "band_fraction"),
+    ("border", "inpaint", "border_fraction"),
     ("fov", "load", "fov_deg"),
     ("focal_px", "load", "focal_px"),
     ("device", "runtime", "device"),

@@ -256,9 +256,14 @@ def bench_pair(
             "render_seconds": round(t2 - t1, 2),
             "camera_error_px": round(error, 5),
             "loose": rounded(loose_score(image, pair.right, masks)),
+            # Pure black is the empty world: a camera move that sees past the layers' border.
+            "black_px": int((image.max(axis=2) == 0).sum()),
         }
         label = f"{pair.name} {condition} {method.name}"
-        print(f"  {label}: {scores[method.name]} ({t1 - t0:.1f} s + {t2 - t1:.1f} s)", flush=True)
+        whole = details["methods"][method.name]["loose"]["all_psnr"]
+        black = details["methods"][method.name]["black_px"]
+        timing = f"({t1 - t0:.1f} s + {t2 - t1:.1f} s)"
+        print(f"  {label}: {scores[method.name]}, whole frame {whole} dB, {black} black px {timing}", flush=True)
 
     details["margins"] = condition_margins(scores)
     details["edges"] = {"input": rounded(edge_measures(alignment.disparity(input_depth), pair.disparity))}
