@@ -31,6 +31,8 @@ from .contact_sheet import layer_thumbnail
 from .inpaint import LayerFill
 from .load import to_unit_float
 
+MIP_ALIGN = 16
+"""A grown texture's border is a multiple of this many pixels (``texture_border``)."""
 STRIP_ROWS = 256
 """Rows per strip of the per-pixel arithmetic: 256 rows of a 12000 px wide photo are 37 MB as float32 RGB."""
 
@@ -64,7 +66,10 @@ def texture_border(border: int, work_size: tuple[int, int], source_size: tuple[i
     if border <= 0:
         return 0
     scale = max(source_size[0] / work_size[0], source_size[1] / work_size[1])
-    return int(math.ceil(border * scale - 1e-9))
+    needed = int(math.ceil(border * scale - 1e-9))
+    # A multiple of 16 keeps the photo's texels on the same grid in the first mipmap levels as without a
+    # border: any other offset resamples them, and a render below the photo's size comes out softer.
+    return -(-needed // MIP_ALIGN) * MIP_ALIGN
 
 
 def layer_rgba(photo: np.ndarray, photo_alpha: np.ndarray | None, observed: np.ndarray, fill: LayerFill) -> np.ndarray:

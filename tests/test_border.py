@@ -60,7 +60,7 @@ def test_mesh_uvs_point_at_the_same_photo_pixel_in_the_grown_texture(scale):
     source = (20 * scale, 30 * scale)
     border = 4
     pad = texture_border(border, (20, 30), source)
-    assert pad == border * scale
+    assert pad == 16 and pad >= border * scale  # at least as far, on the mipmaps' 16 px grid
     fill = add_border(_fill(np.ones((20, 30), bool)), border, backdrop=True)
     mesh = build_layer_mesh(fill.extent, fill.depth, work.extended(border), 1000)
     rebased = rebase_uvs(mesh, fill.extent.shape, border, source, pad)
@@ -80,7 +80,7 @@ def test_the_grown_texture_is_the_photo_mirrored_with_the_coverage_repeated():
     fill = add_border(_fill(extent), 3, backdrop=False)
     photo = np.random.default_rng(2).integers(0, 256, (40, 60, 3), dtype=np.uint8)
     rgba = layer_rgba(photo, None, extent, fill)
-    pad = 6  # 3 working pixels at twice the working resolution
+    pad = 16  # 3 working pixels at twice the working resolution, rounded up to the mipmaps' grid
     assert rgba.shape == (40 + 2 * pad, 60 + 2 * pad, 4)
     np.testing.assert_array_equal(rgba[pad:-pad, pad:-pad, :3], photo)
     np.testing.assert_array_equal(rgba[pad:-pad, pad - 1, :3], photo[:, 0])  # mirrored at the left edge
