@@ -41,8 +41,9 @@ class LayerFill:
     depth: np.ndarray
     """(h, w) float32, valid on ``extent``."""
     border: int = 0
-    """Working pixels the fill reaches past each edge of the photo (the backdrop's border, ``add_border``): the
-    arrays are then (h + 2 border, w + 2 border) and pixel (border, border) is the photo's first."""
+    """Working pixels the fill reaches past each edge of the photo (``add_border``: the backdrop and layers the
+    frame cuts): the arrays are then (h + 2 border, w + 2 border) and pixel (border, border) is the photo's
+    first."""
 
     def frame(self) -> LayerFill:
         """The fill within the photo's frame (itself when it has no border)."""

@@ -127,9 +127,10 @@ class InpaintOptions:
     """Width of the filled band behind nearer layers, as a share of the image width."""
     radius: int = 5
     border_fraction: float = 0.08
-    """How far the backdrop (the farthest layer of a mesh package) reaches past each edge of the photo, as a
-    share of its width, filled outward from the photo: a camera move sees no empty frame. 0: it ends at the
-    photo's edge. Photos with transparency never get a border."""
+    """How far the backdrop (the farthest layer of a mesh package), and every layer the photo's frame cuts,
+    reach past each edge of the photo, as a share of its width, filled outward from the photo: a camera move
+    sees no empty frame. 0: they end at the photo's edge. MPI packages and photos with transparency never get
+    a border."""
 
 
 @dataclass
@@ -283,7 +284,7 @@ LIMITS: dict[str, Limit] = {
     # 3.5 s at 8, 12 s at 16, 37 s at 32, per layer. 32 layers, band 1 and radius 16 took 5 minutes at 1024 px
     # on two cores; at radius 8 the same case at 2048 px comes to about 6 minutes (estimated). 1e5 ran 58 s.
     "inpaint.radius": _between(1, 8),
-    # Half the width on each side doubles the backdrop texture: beyond that no camera move stays sensible.
+    # Half the width on each side doubles a bordered texture each way: beyond that no camera move stays sensible.
     "inpaint.border_fraction": _between(0.0, 0.5),
     "geometry.representation": _one_of("mesh", "mpi"),
     # Per layer mesh, and up to 32 layers: 1e6 each is 32 million triangles for Blender to draw.

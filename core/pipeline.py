@@ -261,8 +261,9 @@ def _staged_with_textures(
 
 
 def _border_px(loaded: LoadedImage, options: PipelineOptions) -> int:
-    """Working pixels the backdrop reaches past each edge of the photo (``InpaintOptions.border_fraction``):
-    none for MPI planes, whose textures are the working frame, nor for photos with transparency."""
+    """Working pixels the backdrop and the layers the frame cuts reach past each edge of the photo
+    (``InpaintOptions.border_fraction``): none for MPI planes, whose textures are the working frame, nor for
+    photos with transparency."""
     if options.geometry.representation != "mesh" or loaded.source_alpha is not None:
         return 0
     return int(round(options.inpaint.border_fraction * loaded.work_size[1]))

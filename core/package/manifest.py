@@ -76,6 +76,7 @@ class LayerInfo:
     """Depth of the fronto-parallel plane (MPI packages)."""
     median_depth: float | None = None
     inpainted_fraction: float | None = None
+    """Share of the layer's coverage that is filled rather than seen in the photo (its ``border`` included)."""
     vertices: int | None = None
     triangles: int | None = None
     border: int | None = None
