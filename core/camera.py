@@ -133,6 +133,18 @@ class BlenderFit:
     """Positive moves the view up (the image's v axis points down)."""
 
 
+STAGE_EULER = (math.pi / 2.0, 0.0, 0.0)
+"""Blender XYZ Euler of the rig that carries the photo's camera and layers: camera space looks down -z with y
+up, and standing it up makes the photo face +Y, Blender's front view. The scene builder and the comp exports
+place the photo with it."""
+
+
+def clip_range(depth_min: float, depth_max: float) -> tuple[float, float]:
+    """The camera's clipping distances for a scene spanning ``depth_min``..``depth_max``: generous, so camera
+    moves cut neither the nearest layer nor the backdrop."""
+    return max(1e-3, 0.05 * float(depth_min)), max(100.0, 20.0 * float(depth_max))
+
+
 def blender_fit(camera: Camera, sensor_mm: float = 36.0) -> BlenderFit:
     """Blender's lens, sensor fit and lens shift for ``camera``: the sensor is fitted along the longer side,
     so the lens maps ``focal_px`` onto that side, and the shift moves the principal point off the centre."""
@@ -144,3 +156,14 @@ def blender_fit(camera: Camera, sensor_mm: float = 36.0) -> BlenderFit:
         shift_x=(camera.width / 2.0 - camera.cx) / longer,
         shift_y=(camera.cy - camera.height / 2.0) / longer,
     )
+
+
+def camera_from_blender(
+    width: int, height: int, lens_mm: float, sensor_fit: str, sensor_mm: float, shift_x: float, shift_y: float
+) -> Camera:
+    """The pinhole camera a Blender camera is (the inverse of ``blender_fit``), for a ``width`` x ``height``
+    render. ``sensor_fit`` is ``HORIZONTAL`` or ``VERTICAL`` (``AUTO`` resolved: the longer side), and
+    ``sensor_mm`` the sensor size along that side; the shifts are in units of that side's pixels."""
+    fit_px = float(width if sensor_fit == "HORIZONTAL" else height)
+    focal = float(lens_mm) * fit_px / float(sensor_mm)
+    return Camera(int(width), int(height), focal, width / 2.0 - shift_x * fit_px, height / 2.0 + shift_y * fit_px)

@@ -1,4 +1,5 @@
-"""Command line: ``python -m core convert IMAGE -o OUT_DIR``, ``validate PACKAGE`` and ``worker``."""
+"""Command line: ``python -m core convert IMAGE -o OUT_DIR``, ``validate PACKAGE``, ``export PACKAGE --to DIR``
+and ``worker``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 
 from . import __version__
 from .errors import EXIT_CODES, InputError, Photo3DError, SignalReceived
+from .export.cli import add_export_parser, run_export
 from .models.manager_cli import add_models_parser, run_models
 from .options import LIMITS, PipelineOptions, default_of, describe
 from .package import Manifest
@@ -136,6 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("package")
     validate.add_argument("--json", action="store_true")
 
+    add_export_parser(commands)
     commands.add_parser("worker", help="serve JSON-lines requests on stdin (used by the Blender add-on)")
     models = add_models_parser(commands, f"folder of model weights (default ${MODELS_DIR_ENV})")
     from .models.onnx_export import add_export_onnx_parser  # light: torch and onnx load only when it runs
@@ -241,6 +244,19 @@ class ProgressBar:
             self.stream.flush()
 
 
+class ExportLines:
+    """One line per export step on stderr."""
+
+    def __init__(self, stream=sys.stderr, enabled: bool = True):
+        self.stream = stream
+        self.enabled = enabled
+
+    def __call__(self, stage: str, fraction: float, message: str) -> None:
+        if self.enabled and message:
+            self.stream.write(f"[export] {100 * fraction:3.0f}%  {message}\n")
+            self.stream.flush()
+
+
 def _shown(text: str) -> str:
     """A manifest string made safe for a terminal: control characters (escape sequences) shown escaped."""
     return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
@@ -337,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
                 return run_export_onnx(args, args.models_dir or os.environ.get(MODELS_DIR_ENV))
             if args.command == "models":
                 return run_models(args, args.models_dir or os.environ.get(MODELS_DIR_ENV))
+            if args.command == "export":
+                return run_export(args, Progress(callback=ExportLines(enabled=not args.quiet)))
             return _convert(args) if args.command == "convert" else _validate(args)
     except Photo3DError as exc:
         print(f"photo3d: error: {exc}", file=sys.stderr)

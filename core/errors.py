@@ -45,6 +45,13 @@ class PackageError(Photo3DError):
     exit_code = 5
 
 
+class ExportError(Photo3DError):
+    """A comp export cannot be made from what it was given: a camera spec, a format, a missing library."""
+
+    code = "export"
+    exit_code = 9
+
+
 class Cancelled(Photo3DError):
     """The job was cancelled by the user; nothing was written."""
 
@@ -81,6 +88,7 @@ EXIT_BAD_PACKAGE = PackageError.exit_code
 EXIT_WORKER = 6
 EXIT_RENDER = 7
 EXIT_DOWNLOAD = DownloadError.exit_code
+EXIT_EXPORT = ExportError.exit_code
 EXIT_CANCELLED = Cancelled.exit_code
 EXIT_CODES = {
     EXIT_OK: "success",
@@ -92,10 +100,11 @@ EXIT_CODES = {
     EXIT_WORKER: "the worker could not start or stopped unexpectedly (batch)",
     EXIT_RENDER: "rendering failed (batch)",
     EXIT_DOWNLOAD: "a model download failed (network, checksum or disk; downloads resume when run again)",
+    EXIT_EXPORT: "a comp export cannot be made (camera spec, format or exporter library)",
     129: "stopped by SIGHUP (nothing written)",
     EXIT_CANCELLED: "cancelled (Ctrl-C)",
     143: "stopped by SIGTERM (nothing written)",
 }
-_EVENT_ERRORS = (InputError, ModelError, DownloadError, OutputError, PackageError)
+_EVENT_ERRORS = (InputError, ModelError, DownloadError, OutputError, PackageError, ExportError)
 EXIT_FOR_ERROR_CODE = {cls.code: cls.exit_code for cls in _EVENT_ERRORS}
 """The worker's error codes (its ``error`` events) as exit codes; any other failure is ``EXIT_WORKER``."""

@@ -33,6 +33,7 @@ BPY_FREE = (
     "photo3d_addon.motion.paths",
     "photo3d_addon.effects",
     "photo3d_addon.effects.params",
+    "photo3d_addon.export",
     "photo3d_addon.render",
     "photo3d_addon.ui",
     "photo3d_addon.batch",
@@ -60,7 +61,7 @@ def test_every_add_on_module_is_in_a_room():
     loose = sorted(p.name for p in ADDON.glob("*.py") if p.name not in ("__init__.py", "registration.py"))
     assert loose == []
     rooms = sorted(p.name for p in ADDON.iterdir() if p.is_dir() and (p / "__init__.py").is_file())
-    assert rooms == ["batch", "effects", "importing", "motion", "render", "scene", "ui", "worker"]
+    assert rooms == ["batch", "effects", "export", "importing", "motion", "render", "scene", "ui", "worker"]
 
 
 @pytest.mark.parametrize("name", BPY_FREE)

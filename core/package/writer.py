@@ -67,10 +67,12 @@ def check_replaceable(out: Path) -> None:
         )
 
 
-def _swap_in(staging: Staging, out: Path) -> None:
-    """Move the new package to ``out``, and the package it replaces out of the way (then deleted)."""
+def swap_in(staging: Staging, out: Path, check: Callable[[Path], None] = check_replaceable) -> None:
+    """Move the new package to ``out``, and the package it replaces out of the way (then deleted).
+
+    ``check`` raises unless what is at ``out`` may be replaced (a comp export passes its own)."""
     for _ in range(5):
-        check_replaceable(out)  # again, right before the swap: the folder may have changed meanwhile
+        check(out)  # again, right before the swap: the folder may have changed meanwhile
         if os.path.lexists(out):
             # Another writer may have taken it away first: then publish into the free name.
             with contextlib.suppress(FileNotFoundError):
@@ -117,7 +119,7 @@ class StagedPackage:
             text = json.dumps(manifest.to_dict(), indent=2, allow_nan=False)
             (self.folder / MANIFEST_NAME).write_text(text, encoding="utf-8")
             _check_as_read(self.folder, set(verified_textures))  # never publish what our reader would reject
-            _swap_in(self._staging, self.out)
+            swap_in(self._staging, self.out)
         self.published = True
         return LayerPackage(root=self.out, manifest=manifest)
 

@@ -16,6 +16,7 @@ from typing import Any
 import bpy
 import numpy as np
 
+from ...core.camera import STAGE_EULER
 from ...core.package import LayerPackage
 from ...core.package.manifest import LayerInfo
 from .materials import photo_material
@@ -229,8 +230,7 @@ def build_scene(package: LayerPackage, scene: bpy.types.Scene, settings: BuildSe
         root = bpy.data.objects.new(f"Photo3D {stem}", None)
         root.empty_display_type = "PLAIN_AXES"
         root.empty_display_size = 0.25 * manifest.depth.min
-        # Camera space looks down -z with y up; standing it up makes the photo face +Y, Blender's front view.
-        root.rotation_euler = (math.pi / 2.0, 0.0, 0.0)
+        root.rotation_euler = STAGE_EULER
         collection.objects.link(root)
         camera = _camera_object(package, stem, settings.photo)
         collection.objects.link(camera)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ...core.camera import Camera, blender_fit
+from ...core.camera import Camera, blender_fit, clip_range
 from ...core.package.manifest import LayerInfo
 
 SENSOR_MM = 36.0
@@ -34,6 +34,7 @@ class CameraSettings:
 def camera_settings(camera: Camera, depth_min: float, depth_max: float) -> CameraSettings:
     """Blender camera data for the package's camera: the lens and shift are ``core.camera.blender_fit``'s."""
     fit = blender_fit(camera, SENSOR_MM)
+    clip_start, clip_end = clip_range(depth_min, depth_max)
     return CameraSettings(
         resolution_x=camera.width,
         resolution_y=camera.height,
@@ -43,9 +44,8 @@ def camera_settings(camera: Camera, depth_min: float, depth_max: float) -> Camer
         lens=fit.lens_mm,
         shift_x=fit.shift_x,
         shift_y=fit.shift_y,
-        # Generous clipping: camera moves must not cut the nearest layer or the backdrop.
-        clip_start=max(1e-3, 0.05 * float(depth_min)),
-        clip_end=max(100.0, 20.0 * float(depth_max)),
+        clip_start=clip_start,
+        clip_end=clip_end,
     )
 
 

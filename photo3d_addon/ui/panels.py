@@ -112,5 +112,9 @@ class VIEW3D_PT_photo3d(bpy.types.Panel):
         row.operator(operators.PHOTO3D_OT_render.bl_idname, text="Render Still", icon="RENDER_STILL").still = True
         row.operator(operators.PHOTO3D_OT_render.bl_idname, icon="RENDER_ANIMATION").still = False
 
+        box = layout.box()
+        box.label(text="Compositing", icon="NODE_COMPOSITING")
+        box.operator("photo3d.export_comp", text="Export Comp Package", icon="EXPORT")
+
 
 classes = (VIEW3D_PT_photo3d,)

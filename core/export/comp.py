@@ -1,0 +1,235 @@
+"""The comp package: one folder per shot for compositors, written atomically.
+
+```
+<DIR>/comp.json          what is in the folder (format photo3d.comp), the camera conventions, warnings
+<DIR>/textures/L00_*.png the layers' straight-alpha RGBA textures (shared by the USD stage)
+<DIR>/scene.usda         USD: cards, materials, camera        (format "usd")
+<DIR>/scene.glb          glTF binary, unlit cards and camera  (format "gltf")
+<DIR>/camera.chan        the camera for Nuke                  (format "chan")
+```
+
+The Blender side adds ``camera.abc``, ``camera.fbx`` and EXR frames through ``extra``. Everything is
+written into a locked staging folder next to ``DIR`` and moved into place at the end, so a failed or
+cancelled export leaves nothing behind and an earlier comp package untouched. An existing ``DIR`` is
+replaced only when it is empty or a comp package holding only the files its ``comp.json`` lists.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ExportError, OutputError
+from ..package.staging import Staging, clean_stale
+from ..package.writer import swap_in
+from ..progress import Progress, null_progress
+from .chan import ROTATION_ORDER, vertical_fov_degrees, write_chan
+from .scene import CompScene
+
+COMP_FORMAT = "photo3d.comp"
+COMP_VERSION = "1.0"
+COMP_MANIFEST = "comp.json"
+TEXTURE_FOLDER = "textures"
+
+FILES = {"usd": "scene.usda", "gltf": "scene.glb", "chan": "camera.chan"}
+"""What each bpy-free format writes."""
+
+BLENDER_FORMATS = ("exr", "abc", "fbx")
+"""Formats only Blender writes (rendered passes, its own exporters): the add-on and the batch offer them."""
+
+ALL_FORMATS = tuple(FILES) + BLENDER_FORMATS
+
+
+def parse_formats(text: str, allowed: Iterable[str] = tuple(FILES)) -> tuple[str, ...]:
+    """``"usd,gltf"`` -> ("usd", "gltf"), in the order given, each once; an unknown name is an ``ExportError``."""
+    allowed = tuple(allowed)
+    names = [name.strip().lower() for name in str(text).split(",") if name.strip()]
+    if not names:
+        raise ExportError(f"no export format given; choose from {', '.join(allowed)}")
+    unknown = [name for name in names if name not in allowed]
+    if unknown:
+        where = " (Blender writes those: use the add-on or the batch)" if set(unknown) <= set(ALL_FORMATS) else ""
+        raise ExportError(f"unknown export format {', '.join(unknown)}{where}; choose from {', '.join(allowed)}")
+    return tuple(dict.fromkeys(names))
+
+
+@dataclass
+class CompResult:
+    folder: Path
+    files: dict[str, str]
+    warnings: list[str] = field(default_factory=list)
+
+
+def _texture_name(index: int, name: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "layer"
+    return f"{TEXTURE_FOLDER}/L{index:02d}_{safe}.png"
+
+
+def _listed_files(out: Path) -> set[str] | None:
+    """The files an existing comp package's manifest lists (itself included), or None if it is not one."""
+    try:
+        with open(out / COMP_MANIFEST, "rb") as handle:
+            data = json.loads(handle.read(1 << 20))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("format") != COMP_FORMAT or not isinstance(data.get("files"), dict):
+        return None
+    listed = {COMP_MANIFEST}
+    for value in data["files"].values():
+        for entry in value if isinstance(value, list) else [value]:
+            if isinstance(entry, str):
+                listed.add(entry)
+    for layer in data.get("layers", []):
+        if isinstance(layer, dict) and isinstance(layer.get("texture"), str):
+            listed.add(layer["texture"])
+    return listed
+
+
+def check_comp_replaceable(out: Path) -> None:
+    """Raise ``OutputError`` unless ``out`` is absent, an empty folder, or a comp package and nothing more."""
+    if not os.path.lexists(out):
+        return
+    if not out.is_dir():
+        raise OutputError(f"export destination {out} exists and is not a folder")
+    try:
+        present = {
+            os.path.relpath(os.path.join(folder, name), out).replace(os.sep, "/")
+            for folder, _, names in os.walk(out)
+            for name in names
+        }
+    except OSError as exc:
+        raise OutputError(f"cannot read export destination {out}: {exc.strerror or exc}") from None
+    if not present and not any(out.iterdir()):
+        return
+    listed = _listed_files(out)
+    if listed is None:
+        raise OutputError(
+            f"export destination {out} is not empty and is not a Photo3D comp package; nothing was changed. "
+            "Choose an empty or new folder"
+        )
+    foreign = sorted(present - listed)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise OutputError(
+            f"export destination {out} holds files its comp package does not list ({shown}); nothing was "
+            "changed. Photo3D never deletes files it did not write"
+        )
+
+
+def _manifest(scene: CompScene, package_root: Path, files: Mapping[str, str], warnings: list[str]) -> dict:
+    first = scene.camera[0]
+    horizontal, vertical = first.apertures_mm(scene.width, scene.height)
+    return {
+        "format": COMP_FORMAT,
+        "version": COMP_VERSION,
+        "created_by": "Photo3D",
+        "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "source": scene.source,
+        "package": str(package_root),
+        "resolution": [scene.width, scene.height],
+        "fps": scene.fps,
+        "frames": [scene.frame_start, scene.frame_end],
+        "animated": scene.animated,
+        "camera": {
+            "world": "Blender: Z up, metres (USD stage upAxis Z; glTF and .chan Y up: (x, y, z) -> (x, z, -y))",
+            "lens_mm": first.lens_mm,
+            "sensor_fit": first.sensor_fit,
+            "apertures_mm": [horizontal, vertical],
+            "shift": [first.shift_x, first.shift_y],
+            "vertical_fov_deg": vertical_fov_degrees(first, scene.width, scene.height),
+            "chan_rotation_order": ROTATION_ORDER,
+        },
+        "layers": [
+            {
+                "index": card.index,
+                "name": card.name,
+                "texture": _texture_name(card.index, card.name),
+                "depth_range": list(card.depth_range),
+                "opaque": card.opaque,
+            }
+            for card in scene.cards
+        ],
+        "files": dict(files),
+        "warnings": list(warnings),
+    }
+
+
+ExtraWriter = Callable[[Path], Mapping[str, "str | list[str]"]]
+"""Writes more files into the staging folder and returns them by format (the add-on's EXR, Alembic, FBX)."""
+
+
+def write_comp_package(
+    scene: CompScene,
+    package_root: Path,
+    out_dir: str | os.PathLike,
+    formats: Iterable[str],
+    extra: ExtraWriter | None = None,
+    progress: Progress | None = None,
+) -> CompResult:
+    """Write the comp package for ``scene`` at ``out_dir`` with ``formats`` (of ``FILES``), atomically."""
+    formats = tuple(formats)
+    unknown = [name for name in formats if name not in FILES]
+    if unknown:
+        raise ExportError(f"unknown export format {', '.join(unknown)}; choose from {', '.join(FILES)}")
+    out = Path(out_dir).absolute()
+    try:
+        if out.is_symlink():
+            out = out.resolve()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale(out)
+    except (OSError, RuntimeError) as exc:
+        raise OutputError(f"cannot write to {out.parent}: {getattr(exc, 'strerror', None) or exc}") from None
+    check_comp_replaceable(out)
+    try:
+        staging = Staging(out)
+    except OSError as exc:
+        raise OutputError(f"cannot write to {out.parent}: {exc.strerror or exc}") from None
+    progress = progress or null_progress()
+    steps = len(formats) + 1 + (1 if extra else 0)
+    with staging, progress.stage("export"):
+        folder = staging.new
+        files: dict[str, str | list[str]] = {}
+        warnings: list[str] = []
+        try:
+            progress.update(0.0, "textures")
+            (folder / TEXTURE_FOLDER).mkdir()
+            textures = {}
+            for card in scene.cards:
+                relative = _texture_name(card.index, card.name)
+                try:
+                    shutil.copyfile(card.texture, folder / relative)
+                except FileNotFoundError:
+                    raise ExportError(f"layer {card.index}'s texture {card.texture} is missing") from None
+                textures[card.index] = relative
+            for done, name in enumerate(formats, start=1):
+                progress.update(done / steps, name)
+                warnings += _write_format(name, scene, folder / FILES[name], textures)
+                files[name] = FILES[name]
+            if extra is not None:
+                progress.update((steps - 1) / steps, "blender")
+                files.update(extra(folder))
+            manifest = _manifest(scene, package_root, files, warnings)
+            (folder / COMP_MANIFEST).write_text(json.dumps(manifest, indent=2, allow_nan=False), encoding="utf-8")
+            swap_in(staging, out, check_comp_replaceable)
+        except OSError as exc:
+            raise OutputError(f"cannot write comp package {out}: {exc.strerror or exc}") from None
+    return CompResult(out, {k: v for k, v in files.items() if isinstance(v, str)}, warnings)
+
+
+def _write_format(name: str, scene: CompScene, path: Path, textures: Mapping[int, str]) -> list[str]:
+    if name == "usd":
+        from .usd import write_usd
+
+        write_usd(scene, path, textures)
+        return []
+    if name == "gltf":
+        from .gltf import write_glb
+
+        return write_glb(scene, path)
+    return write_chan(scene, path)

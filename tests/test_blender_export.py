@@ -1,0 +1,149 @@
+"""Blender tier: the comp export of an imported photo with an animated camera, read back.
+
+The Nuke ``.chan`` is parsed back here; Alembic and FBX, written by Blender's exporters, are read back by
+Blender's importers (no other reader of them installs here); USD and glTF are imported with Blender's own
+importers into a fresh scene and rendered from the exported camera, against the original scene's render.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy", reason="the Blender tier needs the bpy wheel (scripts/setup.sh installs it)")
+
+from tests.blender_support import addon_module, reset_scene  # noqa: E402
+from tests.scenes import write_motorcycle  # noqa: E402
+
+pytestmark = pytest.mark.blender
+SIZE = (186, 125)
+"""A quarter of the Motorcycle photo each way: small renders, still the real photo's layers."""
+FRAMES = 9
+ROUND_TRIP_DB = 30.0
+
+
+@pytest.fixture(scope="module")
+def package_dir(photo3d_extension, tmp_path_factory):
+    from core.options import PipelineOptions
+    from core.pipeline import convert_image
+
+    folder = tmp_path_factory.mktemp("export")
+    image, depth = write_motorcycle(folder / "full.png", folder / "depth.npy")
+    small = cv2.resize(cv2.imread(str(image)), SIZE, interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(folder / "photo.png"), small)
+    options = PipelineOptions.from_dict(
+        {"load": {"work_size": max(SIZE)}, "depth": {"depth_file": str(depth)}, "segment": {"model": "none"}}
+    )
+    return convert_image(folder / "photo.png", folder / "package", options).package_path
+
+
+def _build(package_dir, preset: str | None = "ORBIT", **settings):
+    """Import the package into an emptied scene and key a camera path; returns the PhotoScene."""
+    reset_scene()
+    package = addon_module("core.package").read_package(package_dir)
+    photo = addon_module("photo3d_addon.scene.builder").build_scene(package, bpy.context.scene)
+    scene = bpy.context.scene
+    scene.frame_start, scene.frame_end = 1, FRAMES
+    if preset is not None:
+        paths = addon_module("photo3d_addon.motion.paths")
+        keyframes = addon_module("photo3d_addon.motion.keyframes")
+        path = paths.PathSettings(preset, duration_frames=FRAMES, easing="LINEAR", **settings)
+        keyframes.apply_preset(photo, path, scene, frame_start=1)
+    return photo
+
+
+def _export(photo, out, formats):
+    return addon_module("photo3d_addon.export.run").export_comp(photo, out, formats)
+
+
+def _world_matrix(frame: int, obj) -> np.ndarray:
+    bpy.context.scene.frame_set(frame)
+    return np.array(obj.matrix_world.normalized(), np.float64)
+
+
+def _zxy(rx: float, ry: float, rz: float) -> np.ndarray:
+    """Nuke's ZXY order: Z applied first, then X, then Y (written independently of core.export.chan)."""
+    a, b, c = (math.radians(v) for v in (rx, ry, rz))
+    x = np.array([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
+    y = np.array([[math.cos(b), 0, math.sin(b)], [0, 1, 0], [-math.sin(b), 0, math.cos(b)]])
+    z = np.array([[math.cos(c), -math.sin(c), 0], [math.sin(c), math.cos(c), 0], [0, 0, 1]])
+    return y @ x @ z
+
+
+def test_the_chan_file_is_the_blender_camera_at_every_frame(package_dir, tmp_path):
+    photo = _build(package_dir, "ORBIT")
+    result = _export(photo, tmp_path / "comp", ["chan"])
+    rows = [line.split() for line in (result.folder / "camera.chan").read_text().splitlines()]
+    assert [int(row[0]) for row in rows] == list(range(1, FRAMES + 1))
+    y_up = np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]], np.float64)  # Blender (x, y, z) -> Nuke (x, z, -y)
+    camera = bpy.context.scene.camera
+    moved = 0.0
+    for row in rows:
+        frame, values = int(row[0]), [float(v) for v in row[1:]]
+        expected = _world_matrix(frame, camera)
+        rotation = y_up.T @ _zxy(*values[3:6])
+        translation = y_up.T @ np.array(values[:3])
+        assert np.abs(rotation - expected[:3, :3]).max() < 1e-4, frame
+        assert np.abs(translation - expected[:3, 3]).max() < 1e-4, frame
+        data = camera.data
+        # A Photo3D camera is fitted along the photo's longer side (here the width).
+        vertical = data.sensor_width * SIZE[1] / SIZE[0]
+        assert values[6] == pytest.approx(math.degrees(2 * math.atan(vertical / (2 * data.lens))), abs=1e-4)
+        moved = max(moved, float(np.abs(translation - _world_matrix(1, camera)[:3, 3]).max()))
+    assert moved > 1e-3  # the orbit really moves: the comparison above is not of one still pose
+
+
+def test_alembic_and_fbx_cameras_import_back_as_the_camera(package_dir, tmp_path):
+    photo = _build(package_dir, "ORBIT")
+    camera = bpy.context.scene.camera
+    expected = {frame: _world_matrix(frame, camera) for frame in (1, FRAMES // 2 + 1, FRAMES)}
+    result = _export(photo, tmp_path / "comp", ["abc", "fbx"])
+    assert set(result.files) == {"abc", "fbx"}
+    before = set(bpy.data.objects)
+    assert bpy.ops.wm.alembic_import(filepath=str(result.folder / "camera.abc")) == {"FINISHED"}
+    abc = [obj for obj in set(bpy.data.objects) - before if obj.type == "CAMERA"]
+    before = set(bpy.data.objects)
+    # FBX keys frame f at f / fps seconds; the importer adds a one-frame offset unless told not to.
+    assert bpy.ops.import_scene.fbx(filepath=str(result.folder / "camera.fbx"), anim_offset=0.0) == {"FINISHED"}
+    fbx = [obj for obj in set(bpy.data.objects) - before if obj.type == "CAMERA"]
+    assert len(abc) == 1 and len(fbx) == 1, (abc, fbx)
+    for name, imported in (("abc", abc[0]), ("fbx", fbx[0])):
+        for frame, matrix in expected.items():
+            got = _world_matrix(frame, imported)
+            assert np.abs(got - matrix).max() < 1e-3, (name, frame, got, matrix)
+        assert imported.data.lens == pytest.approx(camera.data.lens, rel=1e-3), name
+
+
+def test_a_still_camera_exports_as_one_frame(package_dir, tmp_path):
+    photo = _build(package_dir, preset=None)
+    result = _export(photo, tmp_path / "comp", ["chan"])
+    comp = json.loads((result.folder / "comp.json").read_text())
+    assert comp["animated"] is False and comp["frames"] == [1, 1]
+    assert len((result.folder / "camera.chan").read_text().splitlines()) == 1
+
+
+def test_bad_destinations_change_nothing(package_dir, tmp_path):
+    errors = addon_module("core.errors")
+    photo = _build(package_dir, "ORBIT")
+    foreign = tmp_path / "holiday photos"
+    foreign.mkdir()
+    (foreign / "IMG_0001.jpg").write_bytes(b"not ours")
+    with pytest.raises(errors.OutputError, match="not a Photo3D comp package"):
+        _export(photo, foreign, ["chan", "abc"])
+    assert [p.name for p in foreign.iterdir()] == ["IMG_0001.jpg"]
+    assert [p.name for p in tmp_path.iterdir()] == ["holiday photos"]  # no staging folder left behind
+    with pytest.raises(errors.ExportError, match="unknown export format"):
+        _export(photo, tmp_path / "comp", ["obj"])
+    # An export over an earlier comp package replaces it.
+    first = _export(photo, tmp_path / "comp", ["chan", "abc"])
+    second = _export(photo, tmp_path / "comp", ["chan"])
+    assert first.folder == second.folder and not (second.folder / "camera.abc").exists()
+
+
+def test_the_operator_reports_a_missing_photo(photo3d_extension, tmp_path):
+    reset_scene()
+    assert not bpy.ops.photo3d.export_comp.poll()
