@@ -26,8 +26,9 @@ if [[ -z "$python_bin" ]]; then
 fi
 
 stamp=".venv/.photo3d-setup"
-want="$group $("$python_bin" --version 2>&1) $(cat requirements/*.txt core/requirements.txt | sha256sum | cut -c1-16)"
-if [[ -f "$stamp" ]] && grep -qxF "$want" "$stamp" && [[ -x .venv/bin/python ]]; then
+want="$group $("$python_bin" --version 2>&1) $(cat requirements/*.txt core/requirements.txt scripts/node/package-lock.json | sha256sum | cut -c1-16)"
+if [[ -f "$stamp" ]] && grep -qxF "$want" "$stamp" && [[ -x .venv/bin/python ]] \
+    && { [[ "$group" != "dev" ]] || [[ -d scripts/node/node_modules/gltf-validator ]]; }; then
     echo "setup: .venv is up to date ($group)"
     exit 0
 fi
@@ -51,7 +52,13 @@ echo "setup: installing requirements/$group.txt (torch pinned by requirements/co
     exit 1
 }
 if [[ "$group" == "dev" ]]; then
-    .venv/bin/python -c "import pytest, bpy, hypothesis, onnx" >/dev/null || { echo "setup: pytest, bpy, hypothesis or onnx missing" >&2; exit 1; }
+    .venv/bin/python -c "import pytest, bpy, hypothesis, onnx, pxr, OpenEXR, pygltflib" >/dev/null || {
+        echo "setup: pytest, bpy, hypothesis, onnx, usd-core, openexr or pygltflib missing" >&2
+        exit 1
+    }
+    # The Khronos glTF validator the export tests run (pinned by scripts/node/package-lock.json).
+    command -v npm >/dev/null || { echo "setup: npm is required for the glTF validator (install Node.js 18+)" >&2; exit 1; }
+    npm ci --prefix scripts/node --no-audit --no-fund --loglevel=error || { echo "setup: npm ci failed" >&2; exit 1; }
 fi
 echo "$want" > "$stamp"
 echo "setup: done"

@@ -265,7 +265,7 @@ def test_layer_origins_sort_like_the_layers(mods):
         info(2, "c", "c.png", (3.5, 4.5), 1, median_depth=4.0),  # a tie must still be ordered
         info(3, "d", "d.png", (2.0, 2.0), 1, plane_depth=2.0),
     ]
-    origins = mods["camera_math"].layer_origins(layers)
+    origins = addon_module("core.placement").layer_origins(layers)
     assert all(x == 0.0 and y == 0.0 for x, y, _ in origins)
     distances = [-z for _, _, z in origins]
     assert distances[0] == 9.0 and distances[1] == 4.0 and distances[3] == 2.0

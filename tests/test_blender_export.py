@@ -16,7 +16,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy", reason="the Blender tier needs the bpy wheel (scripts/setup.sh installs it)")
 
-from tests.blender_support import addon_module, reset_scene  # noqa: E402
+from tests.blender_support import addon_module, psnr, render_camera, reset_scene  # noqa: E402
 from tests.scenes import write_motorcycle  # noqa: E402
 
 pytestmark = pytest.mark.blender
@@ -147,3 +147,50 @@ def test_bad_destinations_change_nothing(package_dir, tmp_path):
 def test_the_operator_reports_a_missing_photo(photo3d_extension, tmp_path):
     reset_scene()
     assert not bpy.ops.photo3d.export_comp.poll()
+
+
+def _render_frames(folder, frames, tag: str) -> dict[int, np.ndarray]:
+    scene = bpy.context.scene
+    scene.world = None  # no light anywhere: a lit importer material shows its emission only
+    scene.render.film_transparent = False
+    renders = {}
+    for frame in frames:
+        scene.frame_set(frame)
+        renders[frame] = render_camera(folder / f"{tag}_{frame:03d}.png", *SIZE, samples=1)
+    return renders
+
+
+def _imported_camera(before: set) -> object:
+    cameras = [obj for obj in set(bpy.data.objects) - before if obj.type == "CAMERA"]
+    assert len(cameras) == 1, cameras
+    return cameras[0]
+
+
+def _first_key(obj) -> int:
+    """The frame an importer put the first camera key on (glTF has times, not frames)."""
+    action = obj.animation_data.action if obj.animation_data else None
+    return int(round(action.frame_range[0])) if action is not None else bpy.context.scene.frame_start
+
+
+@pytest.mark.parametrize("kind", ["usd", "gltf"])
+def test_the_exported_scene_renders_like_the_original_in_a_fresh_scene(package_dir, tmp_path, kind):
+    photo = _build(package_dir, "ORBIT")
+    frames = (1, FRAMES // 2 + 1, FRAMES)
+    originals = _render_frames(tmp_path, frames, "original")
+    assert psnr(originals[frames[0]], originals[frames[-1]]) < 25.0  # the camera really moves
+    result = _export(photo, tmp_path / "comp", [kind])
+    reset_scene()
+    before = set(bpy.data.objects)
+    if kind == "usd":
+        assert bpy.ops.wm.usd_import(filepath=str(result.folder / "scene.usda")) == {"FINISHED"}
+    else:
+        assert bpy.ops.import_scene.gltf(filepath=str(result.folder / "scene.glb")) == {"FINISHED"}
+    camera = _imported_camera(before)
+    scene = bpy.context.scene
+    scene.camera = camera
+    scene.render.resolution_x, scene.render.resolution_y = SIZE
+    offset = _first_key(camera) - frames[0] if kind == "gltf" else 0
+    imported = _render_frames(tmp_path, [f + offset for f in frames], kind)
+    scores = {f: psnr(originals[f], imported[f + offset]) for f in frames}
+    print(f"{kind} round trip PSNR by frame: {scores}")
+    assert min(scores.values()) >= ROUND_TRIP_DB, scores

@@ -22,6 +22,7 @@ import numpy as np
 from ..camera import STAGE_EULER, Camera, blender_fit, camera_from_blender, clip_range, euler_matrix
 from ..errors import ExportError
 from ..package import LayerPackage
+from ..placement import layer_origins
 
 SENSOR_MM = 36.0
 """The sensor size (along the photo's longer side) the exports give the photo's camera, as the add-on does."""
@@ -87,6 +88,16 @@ class Card:
     depth_range: tuple[float, float]
     opaque: bool
     """The backdrop of a mesh package: opaque everywhere."""
+    origin: np.ndarray
+    """World point the card's object sits at (``core.placement.layer_origins``: on the photo camera's axis at
+    the layer's depth). Writers give the card this translation and its vertices relative to it, because
+    renderers that sort transparent objects by their origin (Eevee, real-time engines) then draw the layers
+    in order."""
+
+    @property
+    def local_vertices(self) -> np.ndarray:
+        """The vertices relative to ``origin``."""
+        return np.asarray(self.vertices, np.float64) - np.asarray(self.origin, np.float64)
 
 
 @dataclass(frozen=True)
@@ -129,7 +140,9 @@ def _transform(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
 def _cards(package: LayerPackage, matrices: Mapping[int, np.ndarray]) -> tuple[Card, ...]:
     cards = []
     backdrop = package.representation == "mesh"
+    origins = layer_origins(package.layers)
     for position, layer in enumerate(package.layers):
+        matrix = matrices.get(layer.index, stage_matrix())
         if layer.plane_depth is not None:
             vertices = np.asarray(package.manifest.camera.frustum_corners(layer.plane_depth), np.float64)
             uvs = np.array([[0, 1], [1, 1], [1, 0], [0, 0]], np.float32)
@@ -142,11 +155,12 @@ def _cards(package: LayerPackage, matrices: Mapping[int, np.ndarray]) -> tuple[C
                 index=layer.index,
                 name=layer.name,
                 texture=package.path_of(layer.texture),
-                vertices=_transform(matrices.get(layer.index, stage_matrix()), vertices),
+                vertices=_transform(matrix, vertices),
                 uvs=np.asarray(uvs, np.float32),
                 faces=np.asarray(faces, np.int32),
                 depth_range=(float(layer.depth_range[0]), float(layer.depth_range[1])),
                 opaque=backdrop and position == 0,
+                origin=_transform(matrix, np.asarray(origins[position], np.float64)),
             )
         )
     if not cards:

@@ -10,8 +10,8 @@ from mathutils import Matrix
 from ...core.errors import ExportError
 from ...core.export.scene import sample_to_spec
 from ...core.package import LayerPackage
+from ...core.placement import layer_origins
 from ..scene.photo_scene import LAYER_KEY, PhotoScene
-from ..scene.placement import layer_origins
 
 
 def render_size(scene: bpy.types.Scene) -> tuple[int, int]:

@@ -19,6 +19,7 @@ import numpy as np
 from ...core.camera import STAGE_EULER
 from ...core.package import LayerPackage
 from ...core.package.manifest import LayerInfo
+from ...core.placement import layer_origins
 from .materials import photo_material
 from .photo_scene import (
     DEPTH_RANGE_KEY,
@@ -35,7 +36,7 @@ from .photo_scene import (
     TIMINGS_KEY,
     PhotoScene,
 )
-from .placement import EXIF_DISPLAY, camera_settings, layer_origins
+from .placement import EXIF_DISPLAY, camera_settings
 
 
 @dataclass
