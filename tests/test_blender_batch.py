@@ -146,6 +146,115 @@ def test_package_renders_an_existing_package_without_a_worker(photos, tmp_path):
     assert [(r["status"], r["exit_code"]) for r in summary] == [("failed", 5)]
 
 
+@pytest.fixture(scope="module")
+def package(photos, tmp_path_factory) -> Path:
+    """The motorcycle's layer package, converted once by the CLI (no worker, no model)."""
+    package = tmp_path_factory.mktemp("batch pkg") / "pkg"
+    convert = subprocess.run(
+        [sys.executable, "-m", "core", "convert", str(photos / "motorcycle.png"), "-o", str(package),
+         "--depth", str(photos / "motorcycle.npy"), "--segment", "none", "--work-size", "320", "--quiet"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert convert.returncode == 0, convert.stderr
+    return package
+
+
+NO_WORKER = {"PHOTO3D_WORKER_PYTHON": "/nonexistent/python"}
+
+
+def test_export_writes_a_comp_package_next_to_the_outputs(package, tmp_path):
+    """``--export usd,gltf,chan`` on a package: <out>/<stem>_comp/ with the files comp.json lists, the camera
+    at each of the batch's frames (the default path is animated), listed in the summary; no render needed."""
+    out = tmp_path / "out"
+    run = _batch_env(NO_WORKER, "--package", str(package), "--out", str(out), "--frames", "5", "--no-video",
+                     "--no-blend", "--export", "usd,gltf,chan")  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    comp = out / "motorcycle_comp"
+    manifest = json.loads((comp / "comp.json").read_text())
+    assert manifest["format"] == "photo3d.comp"
+    assert manifest["files"] == {"usd": "scene.usda", "gltf": "scene.glb", "chan": "camera.chan"}
+    assert manifest["frames"] == [1, 5] and manifest["animated"] is True
+    assert all((comp / name).is_file() and (comp / name).stat().st_size > 0 for name in manifest["files"].values())
+    rows = [line.split() for line in (comp / "camera.chan").read_text().splitlines()]
+    assert [row[0] for row in rows] == ["1", "2", "3", "4", "5"]  # one line per frame
+    assert len({tuple(row[1:4]) for row in rows}) > 1  # and the camera moves
+    assert f"photo3d: pkg: comp package {comp} (usd, gltf, chan)" in run.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert [(r["status"], r["exit_code"], r["outputs"]) for r in summary] == [("ok", 0, [str(comp)])]
+    assert sorted(p.name for p in out.iterdir()) == ["motorcycle_comp", "summary.json"]  # no video, no .blend
+
+
+def test_bad_export_formats_exit_9_before_anything(tmp_path):
+    """An unknown format, from the flag or the settings file, is refused before the first item, naming both."""
+    out = tmp_path / "out"
+    run = _batch_env(NO_WORKER, "x.png", "--out", str(out), "--export", "usd,obj")
+    assert run.returncode == 9, run.stdout + run.stderr
+    assert "setting export (--export)" in run.stdout and "unknown export format obj" in run.stdout, run.stdout
+    assert "starting" not in run.stdout and not out.exists()
+    settings = tmp_path / "job.json"
+    settings.write_text(json.dumps({"export": "exr,bogus"}))
+    run = _batch_env(NO_WORKER, "x.png", "--out", str(out), "--settings", str(settings))
+    assert run.returncode == 9, run.stdout + run.stderr
+    # exr may be one of the exporter's formats by now (FORMATS is read at run time): bogus is refused either way.
+    assert f"setting export (in {settings})" in run.stdout and "unknown export format" in run.stdout, run.stdout
+    assert "bogus" in run.stdout.split("unknown export format", 1)[1].split(";")[0], run.stdout
+    assert "starting" not in run.stdout and not out.exists()
+    settings.write_text(json.dumps({"export": ["usd"]}))  # the wrong type is bad input, as for every setting
+    run = _batch_env(NO_WORKER, "x.png", "--out", str(out), "--settings", str(settings))
+    assert run.returncode == 2 and "setting export" in run.stdout, run.stdout
+
+
+def test_export_into_a_users_folder_fails_with_4_and_leaves_it(package, tmp_path):
+    """<out>/<stem>_comp already holds a file of the user's: the item fails with exit 4 and the folder is as it
+    was (not replaced, not removed by the cleanup)."""
+    out = tmp_path / "out"
+    comp = out / "motorcycle_comp"
+    comp.mkdir(parents=True)
+    (comp / "notes.txt").write_text("mine")
+    run = _batch_env(NO_WORKER, "--package", str(package), "--out", str(out), "--frames", "2", "--no-video",
+                     "--no-blend", "--export", "chan")  # fmt: skip
+    assert run.returncode == 4, run.stdout + run.stderr
+    assert "not a Photo3D comp package" in run.stdout, run.stdout
+    assert [p.name for p in comp.iterdir()] == ["notes.txt"] and (comp / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in out.iterdir()) == ["motorcycle_comp", "summary.json"]  # no staging left
+    summary = json.loads((out / "summary.json").read_text())
+    assert [(r["status"], r["exit_code"], r["outputs"]) for r in summary] == [("failed", 4, [])]
+
+
+_STOP_AFTER_EXPORT = """
+import os, sys
+sys.path.insert(0, os.path.join(sys.argv[1], "scripts"))
+import bpy  # noqa: F401
+from extension_loader import EXTENSION, import_checkout_as_extension
+import importlib
+import_checkout_as_extension()
+batch = importlib.import_module(EXTENSION + ".photo3d_addon.batch.run")
+real = batch.comp_export.export_comp
+def export_then_sigterm(*args, **kwargs):
+    result = real(*args, **kwargs)
+    batch._stop.signum = 15  # as if SIGTERM arrived just as the comp package was moved into place
+    return result
+batch.comp_export.export_comp = export_then_sigterm
+sys.stdout.flush()
+code = batch.run(sys.argv[2:])
+sys.stdout.flush()
+os._exit(code)
+"""
+
+
+def test_a_stop_right_after_the_export_removes_the_comp_package_it_wrote(package, tmp_path):
+    out = tmp_path / "out"
+    run = subprocess.run(
+        [sys.executable, "-c", _STOP_AFTER_EXPORT, str(ROOT), "--package", str(package), "--out", str(out),
+         "--frames", "2", "--no-video", "--no-blend", "--export", "usd,chan"],
+        capture_output=True, text=True, timeout=300, env=dict(os.environ, **NO_WORKER), cwd=ROOT,
+    )  # fmt: skip
+    assert run.returncode == 143, run.stdout + run.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["summary.json"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert [(r["status"], r["exit_code"], r["outputs"]) for r in summary] == [("cancelled", 143, [])]
+
+
 def _children(pid: int) -> set[int]:
     """Every process below ``pid`` (Linux /proc)."""
     parents: dict[int, int] = {}

@@ -194,3 +194,79 @@ def test_the_exported_scene_renders_like_the_original_in_a_fresh_scene(package_d
     scores = {f: psnr(originals[f], imported[f + offset]) for f in frames}
     print(f"{kind} round trip PSNR by frame: {scores}")
     assert min(scores.values()) >= ROUND_TRIP_DB, scores
+
+
+def _over(layers_rgba: list[np.ndarray]) -> np.ndarray:
+    """Premultiplied layers (back to front) composited with 'over'."""
+    out = np.zeros_like(layers_rgba[0])
+    for rgba in layers_rgba:
+        out = rgba + out * (1.0 - rgba[..., 3:4])
+    return out
+
+
+def test_exr_frames_read_back_with_the_openexr_bindings(package_dir, tmp_path):
+    openexr = pytest.importorskip("OpenEXR", reason="the readback needs the OpenEXR bindings (requirements/dev.txt)")
+    photo = _build(package_dir, preset=None)
+    bpy.context.scene.eevee.taa_render_samples = 1
+    package = photo.package()
+    ranges = {layer.index: layer.depth_range for layer in package.layers}
+    result = _export(photo, tmp_path / "comp", ["exr", "deep"])
+    assert len(result.files["exr"]) == 1 and len(result.files["deep"]) == 1  # a still camera: one frame
+    exr = openexr.File(str(result.folder / result.files["exr"][0]), separate_channels=True)
+    channels = {name: channel.pixels for name, channel in exr.channels().items()}
+    expected = {"R", "G", "B", "A", "Z"}
+    for index in ranges:
+        expected |= {f"L{index:02d}.{c}" for c in ("R", "G", "B", "A", "Z", "matte")}
+    assert set(channels) == expected
+    header = exr.header()
+    assert header["dataWindow"][1].tolist() == [SIZE[0] - 1, SIZE[1] - 1]
+    for name, pixels in channels.items():
+        assert pixels.dtype == (np.float32 if name.endswith("Z") else np.float16), name
+        assert pixels.shape == (SIZE[1], SIZE[0]), name
+    layers = []
+    for index, (lo, hi) in ranges.items():
+        prefix = f"L{index:02d}"
+        rgba = np.stack([channels[f"{prefix}.{c}"] for c in "RGBA"], -1).astype(np.float64)
+        assert (rgba[..., :3] <= rgba[..., 3:4] + 2e-3).all(), prefix  # premultiplied
+        covered = rgba[..., 3] > 0
+        assert covered.any(), prefix
+        z = channels[f"{prefix}.Z"][covered]
+        # The photo's own camera sees each layer at the depths the package gives it.
+        assert (z >= lo * (1 - 1e-3)).all() and (z <= hi * (1 + 1e-3)).all(), (prefix, z.min(), z.max(), lo, hi)
+        assert np.isinf(channels[f"{prefix}.Z"][~covered]).all()
+        layers.append(rgba)
+    beauty = np.stack([channels[c] for c in "RGBA"], -1).astype(np.float64)
+    assert (beauty[..., 3] > 0.999).all()  # the backdrop covers the frame
+    composite = _over(layers)
+    error = np.abs(composite - beauty)
+    print(f"layers over each other vs beauty: mean {error.mean():.2e}, max {error.max():.2e}")
+    assert error.mean() < 2e-3 and error.max() < 0.05
+    mattes = sum(channels[f"L{index:02d}.matte"].astype(np.float64) for index in ranges)
+    assert np.abs(mattes - beauty[..., 3]).max() < 5e-3
+    # Deep: one sample per covering layer, nearest first, and flattened it is the beauty.
+    deep = openexr.File(str(result.folder / result.files["deep"][0]), separate_channels=True)
+    assert deep.header()["type"] == openexr.deepscanline
+    assert deep.header()["compression"] == openexr.ZIPS_COMPRESSION
+    samples = {name: channel.pixels for name, channel in deep.channels().items()}
+    assert set(samples) == {"R", "G", "B", "A", "Z", "ZBack"}
+    coverage = sum((layer[..., 3] > 0).astype(int) for layer in layers)
+    flattened = np.zeros_like(beauty)
+    for y in range(SIZE[1]):
+        for x in range(SIZE[0]):
+            z = samples["Z"][y, x]
+            count = 0 if z is None else len(z)
+            assert count == coverage[y, x], (y, x)
+            assert count == 0 or (np.diff(z) >= 0).all(), (y, x, z)
+            through = 1.0
+            for s in range(count):
+                alpha = float(samples["A"][y, x][s])
+                rgb = [float(samples[c][y, x][s]) for c in "RGB"]
+                flattened[y, x, :3] += through * np.array(rgb)
+                flattened[y, x, 3] += through * alpha
+                through *= 1.0 - alpha
+    error = np.abs(flattened - beauty)
+    # Deep samples composite in depth order, the beauty in layer order: they part only where two layers'
+    # surfaces cross (a few edge pixels).
+    share = (error.max(axis=-1) > 0.02).mean()
+    print(f"deep flattened vs beauty: mean {error.mean():.2e}, max {error.max():.2e}, {share:.2%} of pixels > 0.02")
+    assert error.mean() < 2e-3 and share < 0.01

@@ -62,7 +62,8 @@ def run_export(args: argparse.Namespace, progress: Progress) -> int:
     else:
         print(f"Photo3D comp package: {result.folder}")
         for name, relative in result.files.items():
-            print(f"  {name:<5} {relative}")
+            shown = relative if isinstance(relative, str) else f"{relative[0]} ... ({len(relative)} files)"
+            print(f"  {name:<5} {shown}")
         print(f"  {len(scene.cards)} layers, frames {scene.frame_start}-{scene.frame_end}")
         for warning in result.warnings:
             print(f"  warning: {warning}")

@@ -8,7 +8,7 @@
 <DIR>/camera.chan        the camera for Nuke                  (format "chan")
 ```
 
-The Blender side adds ``camera.abc``, ``camera.fbx`` and EXR frames through ``extra``. Everything is
+The Blender side adds ``camera.abc``, ``camera.fbx`` and EXR frames (``exr/``) through ``extra``. Everything is
 written into a locked staging folder next to ``DIR`` and moved into place at the end, so a failed or
 cancelled export leaves nothing behind and an earlier comp package untouched. An existing ``DIR`` is
 replaced only when it is empty or a comp package holding only the files its ``comp.json`` lists.
@@ -40,8 +40,9 @@ TEXTURE_FOLDER = "textures"
 FILES = {"usd": "scene.usda", "gltf": "scene.glb", "chan": "camera.chan"}
 """What each bpy-free format writes."""
 
-BLENDER_FORMATS = ("exr", "abc", "fbx")
-"""Formats only Blender writes (rendered passes, its own exporters): the add-on and the batch offer them."""
+BLENDER_FORMATS = ("exr", "deep", "abc", "fbx")
+"""Formats only Blender writes (EXR frames rendered with Eevee, multilayer or deep; the camera through its own
+Alembic and FBX exporters): the add-on and the batch offer them."""
 
 ALL_FORMATS = tuple(FILES) + BLENDER_FORMATS
 
@@ -62,7 +63,8 @@ def parse_formats(text: str, allowed: Iterable[str] = tuple(FILES)) -> tuple[str
 @dataclass
 class CompResult:
     folder: Path
-    files: dict[str, str]
+    files: dict[str, str | list[str]]
+    """Each format's file, or files (EXR frames), relative to ``folder``."""
     warnings: list[str] = field(default_factory=list)
 
 
@@ -219,7 +221,7 @@ def write_comp_package(
             swap_in(staging, out, check_comp_replaceable)
         except OSError as exc:
             raise OutputError(f"cannot write comp package {out}: {exc.strerror or exc}") from None
-    return CompResult(out, {k: v for k, v in files.items() if isinstance(v, str)}, warnings)
+    return CompResult(out, files, warnings)
 
 
 def _write_format(name: str, scene: CompScene, path: Path, textures: Mapping[int, str]) -> list[str]:

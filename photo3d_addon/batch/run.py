@@ -28,20 +28,26 @@ from ...core.errors import (
     EXIT_BAD_INPUT,
     EXIT_BAD_PACKAGE,
     EXIT_CANCELLED,
+    EXIT_EXPORT,
     EXIT_FOR_ERROR_CODE,
     EXIT_INTERNAL,
     EXIT_OK,
+    EXIT_OUTPUT,
     EXIT_RENDER,
     EXIT_WORKER,
+    ExportError,
+    OutputError,
     PackageError,
     SignalReceived,
 )
+from ...core.export.comp import parse_formats
 from ...core.options import LIMITS as OPTION_LIMITS
 from ...core.options import MAX_TEXT_CHARS, format_number
 from ...core.package import read_package
 from ...core.safe_json import JSONRejected, read_json_file, short_repr
 from ..effects.build import apply_effects
 from ..effects.params import EffectError, parse_effects
+from ..export import run as comp_export
 from ..importing.choices import DEFAULTS as IMPORT
 from ..importing.choices import (
     DEPTH_KINDS,
@@ -135,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
         "repeat for several",
     )
     parser.add_argument(
+        "--export",
+        metavar="FORMATS",
+        help="also write a comp package <photo>_comp/ per photo with these formats, comma-separated, "
+        f"e.g. usd,gltf,chan,abc (formats: {', '.join(comp_export.FORMATS)}; default: no export)",
+    )
+    parser.add_argument(
         "--representation",
         choices=REPRESENTATIONS,
         help=f"mesh layers or MPI planes (default {IMPORT.representation})",
@@ -166,6 +178,7 @@ DEFAULTS: dict[str, Any] = {
     "amplitude": None,
     "loop": PATH_DEFAULTS.loop,
     "effects": [],
+    "export": None,
     "representation": IMPORT.representation,
     "layers": IMPORT.layers,
     "depth": None,
@@ -185,7 +198,8 @@ DEFAULTS: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class Rule:
-    """What one setting accepts: ``kind`` is bool, int, float, text, choice, texts (a list of text) or list."""
+    """What one setting accepts: ``kind`` is bool, int, float, text, choice, texts (a list of text), formats (the
+    comp export's comma-separated formats) or list."""
 
     kind: str
     low: float = 0.0
@@ -221,6 +235,8 @@ SETTING_RULES: dict[str, Rule] = {
     "amplitude": Rule("float", -MAX_AMPLITUDE, MAX_AMPLITUDE, optional=True),
     "loop": Rule("bool"),
     "effects": Rule("list"),
+    # A comma-separated text such as "usd,gltf"; its names are checked against the exporter's formats below.
+    "export": Rule("formats", optional=True),
     "representation": Rule("choice", choices=REPRESENTATIONS),
     "layers": Rule("int", MIN_LAYERS, MAX_LAYERS),
     "depth": Rule("text", optional=True),
@@ -251,6 +267,8 @@ def _describe(rule: Rule) -> str:
         text = f"a path of at most {MAX_TEXT_CHARS} characters without NUL"
     elif rule.kind == "texts":
         text = f"a list of paths of at most {MAX_TEXT_CHARS} characters without NUL"
+    elif rule.kind == "formats":
+        text = f"a text of comma-separated export formats ({', '.join(comp_export.FORMATS)})"
     else:
         text = "a list"
     return text + (" or null" if rule.optional else "")
@@ -280,7 +298,7 @@ def _checked(rule: Rule, value: Any) -> tuple[Any, bool]:
         # The type must match too: 24.0 is not a frame rate, True is not a choice.
         same_type = all(type(value) is type(choice) for choice in rule.choices)
         return value, same_type and value in rule.choices
-    if rule.kind == "text":
+    if rule.kind in ("text", "formats"):
         return value, _is_text(value)
     if rule.kind == "texts":
         value = [os.fspath(v) if isinstance(v, os.PathLike) else v for v in value] if isinstance(value, list) else value
@@ -314,6 +332,11 @@ def check_settings(settings: dict[str, Any], origin: dict[str, str]) -> None:
         parse_effects(settings["effects"])
     except EffectError as exc:
         raise PhotoFailed(EXIT_BAD_INPUT, f"effect: {exc}") from exc
+    if settings["export"] is not None:
+        try:  # against what Blender exports at run time, before any photo is converted
+            parse_formats(settings["export"], comp_export.FORMATS)
+        except ExportError as exc:
+            raise PhotoFailed(EXIT_EXPORT, f"setting export ({origin.get('export', 'default')}): {exc}") from exc
 
 
 def _flag(key: str) -> str:
@@ -487,6 +510,7 @@ def _outputs(
     _say(f"{name}: scene built")
     _animate(imported, settings, name)
     written = [out_dir / f"{stem}.mp4", out_dir / f"{stem}_frames", out_dir / f"{stem}.blend"]
+    comp_dir = out_dir / f"{stem}_comp"
     try:
         if settings["video"]:
             result.outputs += [str(p) for p in _render(scene, settings, out_dir, stem)]
@@ -497,6 +521,23 @@ def _outputs(
             _stop.check()
             result.outputs.append(str(blend))
             _say(f"{name}: saved {blend}")
+        if settings["export"] is not None:
+            # Removed on a failure only if this run made it: an existing folder is the user's (or an earlier
+            # comp package, which export_comp replaces), and export_comp leaves a foreign one untouched.
+            if not os.path.lexists(comp_dir):
+                written.append(comp_dir)
+            try:
+                formats = parse_formats(settings["export"], comp_export.FORMATS)
+                comp = comp_export.export_comp(imported, comp_dir, formats)
+            except ExportError as exc:
+                raise PhotoFailed(EXIT_EXPORT, f"comp export: {exc}") from exc
+            except OutputError as exc:
+                raise PhotoFailed(EXIT_OUTPUT, f"comp export: {exc}") from exc
+            _stop.check()
+            result.outputs.append(str(comp.folder))
+            _say(f"{name}: comp package {comp.folder} ({', '.join(formats)})")
+            for warning in comp.warnings:
+                _say(f"{name}: warning: {warning}")
     except BaseException:
         result.outputs = []
         for path in written:

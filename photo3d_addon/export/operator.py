@@ -17,6 +17,8 @@ LABELS = {
     "usd": ("USD", "scene.usda: layer cards, materials and the camera (Nuke, Houdini, Blender)"),
     "gltf": ("glTF", "scene.glb: unlit cards and the camera (After Effects 24.1+, web viewers)"),
     "chan": ("Nuke .chan", "camera.chan: the camera per frame for a classic Nuke Camera"),
+    "exr": ("EXR frames", "exr/*.exr: beauty, and RGBA, Z and a matte per layer, rendered with Eevee (slow)"),
+    "deep": ("Deep EXR", "exr/*_deep.exr: one deep sample per layer per pixel, for Nuke's DeepRead (slow)"),
     "abc": ("Alembic camera", "camera.abc: the camera through Blender's Alembic exporter"),
     "fbx": ("FBX camera", "camera.fbx: the camera through Blender's FBX exporter"),
 }
@@ -33,6 +35,8 @@ class PHOTO3D_OT_export_comp(bpy.types.Operator):
     use_usd: BoolProperty(name=LABELS["usd"][0], description=LABELS["usd"][1], default=True)
     use_gltf: BoolProperty(name=LABELS["gltf"][0], description=LABELS["gltf"][1], default=True)
     use_chan: BoolProperty(name=LABELS["chan"][0], description=LABELS["chan"][1], default=True)
+    use_exr: BoolProperty(name=LABELS["exr"][0], description=LABELS["exr"][1], default=False)
+    use_deep: BoolProperty(name=LABELS["deep"][0], description=LABELS["deep"][1], default=False)
     use_abc: BoolProperty(name=LABELS["abc"][0], description=LABELS["abc"][1], default=True)
     use_fbx: BoolProperty(name=LABELS["fbx"][0], description=LABELS["fbx"][1], default=True)
 
