@@ -53,7 +53,7 @@ def test_our_reader_reads_what_the_bindings_write(tmp_path):
     }
     for compression in (OpenEXR.ZIP_COMPRESSION, OpenEXR.ZIPS_COMPRESSION, OpenEXR.NO_COMPRESSION):
         header = {"compression": compression, "type": OpenEXR.scanlineimage}
-        OpenEXR.File(header, channels).write(str(tmp_path / "b.exr"))
+        OpenEXR.File(header, dict(channels)).write(str(tmp_path / "b.exr"))  # it turns values into Channels
         mine = read_exr(tmp_path / "b.exr")
         assert all(np.array_equal(mine[name], values) for name, values in channels.items()), compression
 
