@@ -270,3 +270,24 @@ def test_exr_frames_read_back_with_the_openexr_bindings(package_dir, tmp_path):
     share = (error.max(axis=-1) > 0.02).mean()
     print(f"deep flattened vs beauty: mean {error.mean():.2e}, max {error.max():.2e}, {share:.2%} of pixels > 0.02")
     assert error.mean() < 2e-3 and share < 0.01
+
+
+def test_the_operator_exports_and_a_cancelled_task_leaves_nothing(package_dir, tmp_path):
+    photo = _build(package_dir, "ORBIT")
+    scene = bpy.context.scene
+    scene.frame_end = 3
+    scene.eevee.taa_render_samples = 1
+    formats = {f"use_{name}": name in ("chan", "exr") for name in ("usd", "gltf", "chan", "exr", "deep", "abc", "fbx")}
+    assert bpy.ops.photo3d.export_comp(directory=str(tmp_path / "shot"), **formats) == {"FINISHED"}
+    comp = json.loads((tmp_path / "shot" / "comp.json").read_text())
+    assert set(comp["files"]) == {"chan", "exr"} and len(comp["files"]["exr"]) == 3
+    # The UI's way: started, stepped one EXR frame, then Esc.
+    task = addon_module("photo3d_addon.export.run").ExportTask(photo, tmp_path / "cancelled", ["usd", "exr"])
+    task.start()
+    assert not task.step()  # one frame rendered, more to go
+    assert task.status[0] == pytest.approx(1 / 4)
+    task.cancel()
+    assert task.step()  # ended
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shot"]  # nothing of the cancelled export
+    assert scene.render.film_transparent is False and scene.render.image_settings.file_format == "PNG"
+    assert all(not obj.hide_render and not obj.is_holdout for obj in photo.layers)

@@ -16,12 +16,13 @@ replaced only when it is empty or a comp package holding only the files its ``co
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,6 +167,97 @@ ExtraWriter = Callable[[Path], Mapping[str, "str | list[str]"]]
 """Writes more files into the staging folder and returns them by format (the add-on's EXR, Alembic, FBX)."""
 
 
+class CompWriter:
+    """A comp package being written: open (the destination checked, a locked staging folder made), filled
+    (``write_files`` for the bpy-free formats, ``add`` for what the caller writes into ``folder``), then
+    ``publish``-ed; ``close`` (or leaving the ``with`` block) without publishing removes everything.
+
+    Blender's UI writes EXR frames one step at a time between these calls, so an export shows progress and
+    can be cancelled between frames; ``write_comp_package`` does it all in one call.
+    """
+
+    def __init__(self, scene: CompScene, package_root: Path, out_dir: str | os.PathLike, formats: Iterable[str]):
+        self.scene, self.package_root = scene, Path(package_root)
+        self.formats = tuple(formats)
+        unknown = [name for name in self.formats if name not in FILES]
+        if unknown:
+            raise ExportError(f"unknown export format {', '.join(unknown)}; choose from {', '.join(FILES)}")
+        out = Path(out_dir).absolute()
+        try:
+            if out.is_symlink():
+                out = out.resolve()
+            out.parent.mkdir(parents=True, exist_ok=True)
+            clean_stale(out)
+        except (OSError, RuntimeError) as exc:
+            raise OutputError(f"cannot write to {out.parent}: {getattr(exc, 'strerror', None) or exc}") from None
+        check_comp_replaceable(out)
+        try:
+            self._staging = Staging(out)
+        except OSError as exc:
+            raise OutputError(f"cannot write to {out.parent}: {exc.strerror or exc}") from None
+        self.out = out
+        self.folder = self._staging.new
+        self.files: dict[str, str | list[str]] = {}
+        self.warnings: list[str] = []
+        self.published = False
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Around writing into ``folder``: an ``OSError`` (disk full, permissions) becomes ``OutputError``."""
+        try:
+            yield
+        except OSError as exc:
+            raise OutputError(f"cannot write comp package {self.out}: {exc.strerror or exc}") from None
+
+    def write_files(self, progress: Progress | None = None) -> None:
+        """The textures and every bpy-free format."""
+        progress = progress or null_progress()
+        with self.writing():
+            progress.update(0.0, "textures")
+            (self.folder / TEXTURE_FOLDER).mkdir(exist_ok=True)
+            textures = {}
+            for card in self.scene.cards:
+                relative = _texture_name(card.index, card.name)
+                try:
+                    shutil.copyfile(card.texture, self.folder / relative)
+                except FileNotFoundError:
+                    raise ExportError(f"layer {card.index}'s texture {card.texture} is missing") from None
+                textures[card.index] = relative
+            for done, name in enumerate(self.formats, start=1):
+                progress.update(done / (len(self.formats) + 1), name)
+                self.warnings += _write_format(name, self.scene, self.folder / FILES[name], textures)
+                self.files[name] = FILES[name]
+
+    def add(self, files: Mapping[str, str | list[str]], warnings: Iterable[str] = ()) -> None:
+        """Record files the caller wrote into ``folder``, by format."""
+        for name, value in files.items():
+            if isinstance(value, list) and isinstance(self.files.get(name), list):
+                self.files[name] = [*self.files[name], *value]
+            else:
+                self.files[name] = value
+        self.warnings += list(warnings)
+
+    def publish(self) -> CompResult:
+        """Write ``comp.json`` and move the folder into place."""
+        with self.writing():
+            manifest = _manifest(self.scene, self.package_root, self.files, self.warnings)
+            text = json.dumps(manifest, indent=2, allow_nan=False)
+            (self.folder / COMP_MANIFEST).write_text(text, encoding="utf-8")
+            swap_in(self._staging, self.out, check_comp_replaceable)
+        self.published = True
+        self.close()
+        return CompResult(self.out, dict(self.files), list(self.warnings))
+
+    def close(self) -> None:
+        self._staging.close()
+
+    def __enter__(self) -> CompWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def write_comp_package(
     scene: CompScene,
     package_root: Path,
@@ -175,53 +267,14 @@ def write_comp_package(
     progress: Progress | None = None,
 ) -> CompResult:
     """Write the comp package for ``scene`` at ``out_dir`` with ``formats`` (of ``FILES``), atomically."""
-    formats = tuple(formats)
-    unknown = [name for name in formats if name not in FILES]
-    if unknown:
-        raise ExportError(f"unknown export format {', '.join(unknown)}; choose from {', '.join(FILES)}")
-    out = Path(out_dir).absolute()
-    try:
-        if out.is_symlink():
-            out = out.resolve()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        clean_stale(out)
-    except (OSError, RuntimeError) as exc:
-        raise OutputError(f"cannot write to {out.parent}: {getattr(exc, 'strerror', None) or exc}") from None
-    check_comp_replaceable(out)
-    try:
-        staging = Staging(out)
-    except OSError as exc:
-        raise OutputError(f"cannot write to {out.parent}: {exc.strerror or exc}") from None
     progress = progress or null_progress()
-    steps = len(formats) + 1 + (1 if extra else 0)
-    with staging, progress.stage("export"):
-        folder = staging.new
-        files: dict[str, str | list[str]] = {}
-        warnings: list[str] = []
-        try:
-            progress.update(0.0, "textures")
-            (folder / TEXTURE_FOLDER).mkdir()
-            textures = {}
-            for card in scene.cards:
-                relative = _texture_name(card.index, card.name)
-                try:
-                    shutil.copyfile(card.texture, folder / relative)
-                except FileNotFoundError:
-                    raise ExportError(f"layer {card.index}'s texture {card.texture} is missing") from None
-                textures[card.index] = relative
-            for done, name in enumerate(formats, start=1):
-                progress.update(done / steps, name)
-                warnings += _write_format(name, scene, folder / FILES[name], textures)
-                files[name] = FILES[name]
-            if extra is not None:
-                progress.update((steps - 1) / steps, "blender")
-                files.update(extra(folder))
-            manifest = _manifest(scene, package_root, files, warnings)
-            (folder / COMP_MANIFEST).write_text(json.dumps(manifest, indent=2, allow_nan=False), encoding="utf-8")
-            swap_in(staging, out, check_comp_replaceable)
-        except OSError as exc:
-            raise OutputError(f"cannot write comp package {out}: {exc.strerror or exc}") from None
-    return CompResult(out, files, warnings)
+    with CompWriter(scene, package_root, out_dir, formats) as writer, progress.stage("export"):
+        writer.write_files(progress)
+        if extra is not None:
+            progress.update(len(writer.formats) / (len(writer.formats) + 1), "blender")
+            with writer.writing():
+                writer.add(extra(writer.folder))
+        return writer.publish()
 
 
 def _write_format(name: str, scene: CompScene, path: Path, textures: Mapping[int, str]) -> list[str]:

@@ -1,7 +1,8 @@
 """File > Export > Photo3D Comp Package, and the sidebar's Export button (the same operator).
 
-Thin: it checks there is a photo, asks for a folder and the formats, and calls ``run.export_comp``; errors
-are reported with ``self.report`` and leave nothing written.
+Thin: it checks there is a photo, asks for a folder and the formats, and runs ``run.ExportTask`` the one way
+long work runs (``ui.task_operator``): a progress bar, Esc cancels between EXR frames. Errors are reported
+with ``self.report`` and leave nothing written.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from bpy.props import BoolProperty, StringProperty
 
 from ...core.errors import Photo3DError
 from ..scene.photo_scene import NO_PHOTO, NotAPhoto, PhotoScene
-from .run import FORMATS, export_comp
+from ..ui.task_operator import TaskOperator
+from .run import FORMATS, ExportTask
 
 LABELS = {
     "usd": ("USD", "scene.usda: layer cards, materials and the camera (Nuke, Houdini, Blender)"),
@@ -24,12 +26,13 @@ LABELS = {
 }
 
 
-class PHOTO3D_OT_export_comp(bpy.types.Operator):
+class PHOTO3D_OT_export_comp(TaskOperator, bpy.types.Operator):
     """Export the photo's layers and camera as a comp package: USD, glTF, Nuke .chan, Alembic and FBX"""
 
     bl_idname = "photo3d.export_comp"
     bl_label = "Export Comp Package"
     bl_options = {"REGISTER"}
+    task_title = "Photo3D export"
 
     directory: StringProperty(name="Folder", subtype="DIR_PATH", description="The comp package folder to write")
     use_usd: BoolProperty(name=LABELS["usd"][0], description=LABELS["usd"][1], default=True)
@@ -61,13 +64,20 @@ class PHOTO3D_OT_export_comp(bpy.types.Operator):
             return {"CANCELLED"}
         target = bpy.path.abspath(self.directory).rstrip("/\\") or self.directory
         try:
-            result = export_comp(photo, target, self.formats())
+            task = ExportTask(photo, target, self.formats())
+            return self.run_task(context, task)
         except (Photo3DError, NotAPhoto) as exc:
             self.report({"ERROR"}, f"Photo3D: {exc}")
             return {"CANCELLED"}
-        for warning in result.warnings:
+
+    def task_finished(self, context):
+        task = self._task
+        if task.error is not None:
+            self.report({"ERROR"}, f"Photo3D: {task.error}")
+            return {"CANCELLED"}
+        for warning in task.result.warnings:
             self.report({"WARNING"}, f"Photo3D: {warning}")
-        self.report({"INFO"}, f"Photo3D: comp package written to {result.folder} ({', '.join(result.files)})")
+        self.report({"INFO"}, f"Photo3D: comp package written to {task.result.folder} ({', '.join(task.result.files)})")
         return {"FINISHED"}
 
 

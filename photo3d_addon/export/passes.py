@@ -226,39 +226,70 @@ def _deep(colours, depths) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     return counts, samples
 
 
+class ExrFrames:
+    """The EXR frames of one export, rendered one frame at a time (``render``) between ``open`` and
+    ``close``: the pass settings are in force and the scratch folder exists only in between."""
+
+    def __init__(self, photo: PhotoScene, folder: Path, frames: tuple[int, int], deep: bool, layered: bool):
+        self.scene = photo.scene
+        if self.scene.render.engine != eevee_engine_id():
+            raise ExportError(f"EXR passes render with Eevee; the scene uses {self.scene.render.engine}")
+        self.layers = photo.layers
+        if not self.layers:
+            raise ExportError(f"{photo.name} has no layer objects to render")
+        self.indices = [int(obj[LAYER_KEY]) for obj in self.layers]
+        self.backdrop = self.layers[0] if photo.manifest.representation == "mesh" else None
+        self.folder, self.frames = folder, list(range(frames[0], frames[1] + 1))
+        self.names = {
+            "exr": frame_files(photo.name, frames, deep=False),
+            "deep": frame_files(photo.name, frames, deep=True),
+        }
+        wanted = {"exr": layered, "deep": deep}
+        self.files: dict[str, list[str]] = {key: [] for key, on in wanted.items() if on}
+        pairs = zip(self.indices, self.layers, strict=True)
+        self.attributes = {"photo3d:layers": ",".join(f"L{i:02d}={obj.name}" for i, obj in pairs)}
+        self._stack: contextlib.ExitStack | None = None
+        self._scratch = Path()
+
+    def open(self) -> None:
+        self._stack = contextlib.ExitStack()
+        self._scratch = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="photo3d-passes-")))
+        self._stack.enter_context(_pass_settings(self.scene))
+        (self.folder / EXR_FOLDER).mkdir(exist_ok=True)
+
+    def close(self) -> None:
+        if self._stack is not None:
+            self._stack.close()
+            self._stack = None
+
+    def render(self, position: int) -> None:
+        """Render and write frame ``self.frames[position]``."""
+        frame = self.frames[position]
+        self.scene.frame_set(frame)
+        colours, depths, beauty = _frame_layers(self.scene, self.layers, self.backdrop, self._scratch, frame)
+        if "exr" in self.files:
+            channels, types = _multilayer(colours, depths, beauty, self.indices)
+            relative = self.names["exr"][position]
+            write_exr(self.folder / relative, channels, types, attributes=self.attributes)
+            self.files["exr"].append(relative)
+        if "deep" in self.files:
+            counts, samples = _deep(colours, depths)
+            relative = self.names["deep"][position]
+            write_deep_exr(self.folder / relative, counts, samples, attributes=self.attributes)
+            self.files["deep"].append(relative)
+
+
 def render_exr_frames(
     photo: PhotoScene, folder: Path, frames: tuple[int, int], deep: bool, layered: bool, progress: Progress
 ) -> dict[str, list[str]]:
-    """Render and write the EXR frames into ``folder`` (the comp package being written)."""
-    scene = photo.scene
-    if scene.render.engine != eevee_engine_id():
-        raise ExportError(f"EXR passes render with Eevee; the scene uses {scene.render.engine}")
-    layers = photo.layers
-    if not layers:
-        raise ExportError(f"{photo.name} has no layer objects to render")
-    indices = [int(obj[LAYER_KEY]) for obj in layers]
-    backdrop = layers[0] if photo.manifest.representation == "mesh" else None
-    (folder / EXR_FOLDER).mkdir(exist_ok=True)
-    names = {
-        "exr": frame_files(photo.name, frames, deep=False),
-        "deep": frame_files(photo.name, frames, deep=True),
-    }
-    written: dict[str, list[str]] = {key: [] for key in ("exr", "deep") if (layered if key == "exr" else deep)}
-    total = frames[1] - frames[0] + 1
-    attributes = {"photo3d:layers": ",".join(f"L{i:02d}={obj.name}" for i, obj in zip(indices, layers, strict=True))}
-    with tempfile.TemporaryDirectory(prefix="photo3d-passes-") as scratch, _pass_settings(scene):
-        for done, frame in enumerate(range(frames[0], frames[1] + 1)):
-            progress.update(done / total, f"EXR frame {frame} ({done + 1} of {total})")
-            scene.frame_set(frame)
-            colours, depths, beauty = _frame_layers(scene, layers, backdrop, Path(scratch), frame)
-            if "exr" in written:
-                channels, types = _multilayer(colours, depths, beauty, indices)
-                relative = names["exr"][done]
-                write_exr(folder / relative, channels, types, attributes=attributes)
-                written["exr"].append(relative)
-            if "deep" in written:
-                counts, samples = _deep(colours, depths)
-                relative = names["deep"][done]
-                write_deep_exr(folder / relative, counts, samples, attributes=attributes)
-                written["deep"].append(relative)
-    return written
+    """Render and write every EXR frame into ``folder`` (the comp package being written), in one call."""
+    passes = ExrFrames(photo, folder, frames, deep, layered)
+    passes.open()
+    try:
+        total = len(passes.frames)
+        for position, frame in enumerate(passes.frames):
+            progress.update(position / total, f"EXR frame {frame} ({position + 1} of {total})")
+            passes.render(position)
+    finally:
+        passes.close()
+    return passes.files
