@@ -291,3 +291,26 @@ def test_the_operator_exports_and_a_cancelled_task_leaves_nothing(package_dir, t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shot"]  # nothing of the cancelled export
     assert scene.render.film_transparent is False and scene.render.image_settings.file_format == "PNG"
     assert all(not obj.hide_render and not obj.is_holdout for obj in photo.layers)
+
+
+def test_the_usd_camera_is_blenders_camera_at_every_frame(package_dir, tmp_path):
+    pxr = pytest.importorskip("pxr", reason="the readback needs usd-core (requirements/dev.txt)")
+    photo = _build(package_dir, "DOLLY_ZOOM")  # the lens changes every frame
+    camera = bpy.context.scene.camera
+    result = _export(photo, tmp_path / "comp", ["usd", "gltf"])
+    assert any("field of view" in w or "lens" in w for w in result.warnings)  # glTF cannot animate it
+    stage = pxr.Usd.Stage.Open(str(result.folder / "scene.usda"))
+    usd_camera = pxr.UsdGeom.Camera(stage.GetPrimAtPath("/Photo3D/Camera"))
+    assert list(usd_camera.GetFocalLengthAttr().GetTimeSamples()) == list(range(1, FRAMES + 1))
+    lenses = []
+    for frame in range(1, FRAMES + 1):
+        expected = _world_matrix(frame, camera)
+        gf = usd_camera.GetCamera(pxr.Usd.TimeCode(frame))
+        matrix = np.array(gf.transform, np.float64).T  # USD's row-vector matrix
+        assert np.abs(matrix - expected).max() < 1e-5, frame
+        # Tenths of a scene unit on a metre stage: millimetres / 100.
+        assert gf.focalLength == pytest.approx(camera.data.lens / 100.0, rel=1e-6), frame
+        assert gf.horizontalAperture == pytest.approx(camera.data.sensor_width / 100.0, rel=1e-6), frame
+        assert gf.verticalAperture == pytest.approx(camera.data.sensor_width * SIZE[1] / SIZE[0] / 100.0, rel=1e-6)
+        lenses.append(camera.data.lens)
+    assert max(lenses) - min(lenses) > 1.0  # the dolly-zoom really changed the lens

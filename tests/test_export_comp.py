@@ -179,6 +179,8 @@ def test_the_command_line_exports_and_fails_with_its_own_codes(package, tmp_path
         ((str(package.root), "--to", str(tmp_path / "b"), "--formats", "exr"), EXIT_EXPORT, "Blender writes"),
         ((str(package.root), "--to", str(package.root), "--formats", "chan"), EXIT_OUTPUT, "not a Photo3D comp"),
     ]
+    (tmp_path / "a file").write_text("in the way")
+    cases.append(((str(package.root), "--to", str(tmp_path / "a file" / "shot")), EXIT_OUTPUT, "cannot write"))
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"resolution": [10, 10], "fps": 24, "camera": "still"}))
     cases.append(((str(package.root), "--to", str(tmp_path / "c"), "--camera", str(spec)), EXIT_EXPORT, "samples"))
