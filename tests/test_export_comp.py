@@ -7,6 +7,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -29,6 +30,22 @@ def package(tmp_path_factory):
     image, depth = square_scene().write(folder / "in")
     options = PipelineOptions.from_dict({"depth": {"depth_file": str(depth)}, "segment": {"model": "none"}})
     return read_package(convert_image(image, folder / "pkg", options).package_path)
+
+
+def test_mpi_planes_export_as_quads_at_their_depths(tmp_path):
+    image, depth = square_scene().write(tmp_path / "in")
+    options = PipelineOptions.from_dict(
+        {"depth": {"depth_file": str(depth)}, "segment": {"model": "none"}, "geometry": {"representation": "mpi"}}
+    )
+    mpi = read_package(convert_image(image, tmp_path / "mpi", options).package_path)
+    scene = scene_from_package(mpi)
+    assert len(scene.cards) == len(mpi.layers) and not any(card.opaque for card in scene.cards)
+    camera = scene.camera[0]
+    for card, layer in zip(scene.cards, mpi.layers, strict=True):
+        corners = camera.project(card.vertices, scene.width, scene.height)
+        assert np.allclose(corners, [[0, 0], [scene.width, 0], [scene.width, scene.height], [0, scene.height]])
+        # Blender's world is the camera space stood up (STAGE_EULER): depth runs along +Y.
+        assert np.allclose(card.vertices[:, 1], layer.plane_depth)
 
 
 def _turn(sample: CameraSample, frame: int, angle_deg: float, shift: tuple[float, float, float]) -> CameraSample:
@@ -174,8 +191,13 @@ def test_the_command_line_exports_and_fails_with_its_own_codes(package, tmp_path
     assert json.loads(done.stdout)["files"] == {"chan": "camera.chan"}
     empty = tmp_path / "empty package"
     empty.mkdir()
+    no_layers = tmp_path / "no layers"
+    shutil.copytree(package.root, no_layers)
+    manifest = json.loads((no_layers / "manifest.json").read_text())
+    (no_layers / "manifest.json").write_text(json.dumps({**manifest, "layers": []}))
     cases = [
         ((str(empty), "--to", str(tmp_path / "a")), EXIT_BAD_PACKAGE, "not a Photo3D layer package"),
+        ((str(no_layers), "--to", str(tmp_path / "a")), EXIT_BAD_PACKAGE, "no layers"),
         ((str(package.root), "--to", str(tmp_path / "b"), "--formats", "exr"), EXIT_EXPORT, "Blender writes"),
         ((str(package.root), "--to", str(package.root), "--formats", "chan"), EXIT_OUTPUT, "not a Photo3D comp"),
     ]
