@@ -52,3 +52,24 @@ def write_motorcycle(image: Path, depth: Path) -> tuple[Path, Path]:
     Image.fromarray(left).save(image)
     np.save(depth, motorcycle_depth(disparity))
     return image, depth
+
+
+def square_package(folder: Path):
+    """``square_scene`` converted into a layer package in ``folder`` (its given depth, superpixels, no
+    network; about 2 s), read back."""
+    from core.options import PipelineOptions
+    from core.package import read_package
+    from core.pipeline import convert_image
+
+    image, depth = square_scene().write(folder / "in")
+    options = PipelineOptions.from_dict({"depth": {"depth_file": str(depth)}, "segment": {"model": "none"}})
+    return read_package(convert_image(image, folder / "pkg", options).package_path)
+
+
+def rotation_matrix(axis: str, degrees: float) -> np.ndarray:
+    """A 4x4 rotation about the world ``axis`` ("x", "y" or "z") by ``degrees`` (column vectors)."""
+    c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+    i, j = {"x": (1, 2), "y": (2, 0), "z": (0, 1)}[axis]
+    matrix = np.eye(4)
+    matrix[i, i], matrix[i, j], matrix[j, i], matrix[j, j] = c, -s, s, c
+    return matrix

@@ -115,16 +115,9 @@ def test_bad_settings_and_no_photos_are_bad_input(tmp_path):
     assert run.returncode == 2 and "rain amount must be between 0 and 1" in run.stdout
 
 
-def test_package_renders_an_existing_package_without_a_worker(photos, tmp_path):
+def test_package_renders_an_existing_package_without_a_worker(package, tmp_path):
     """``--package DIR``: a package converted elsewhere (here by the CLI) is built and rendered; no worker is
     needed (its Python points nowhere), and a folder that is not a package fails with exit 5."""
-    package = tmp_path / "pkg"
-    convert = subprocess.run(
-        [sys.executable, "-m", "core", "convert", str(photos / "motorcycle.png"), "-o", str(package),
-         "--depth", str(photos / "motorcycle.npy"), "--segment", "none", "--work-size", "320", "--quiet"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
-    )  # fmt: skip
-    assert convert.returncode == 0, convert.stderr
     out = tmp_path / "out"
     env = {"PHOTO3D_WORKER_PYTHON": str(tmp_path / "no-python-here")}
     run = _batch_env(env, "--package", str(package), "--out", str(out), "--frames", "2", "--quality", "PREVIEW",

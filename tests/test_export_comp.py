@@ -21,15 +21,12 @@ from core.export.scene import CameraSample, sample_to_spec, scene_from_package, 
 from core.options import PipelineOptions
 from core.package import read_package
 from core.pipeline import convert_image
-from tests.scenes import square_scene
+from tests.scenes import square_package, square_scene
 
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("comp")
-    image, depth = square_scene().write(folder / "in")
-    options = PipelineOptions.from_dict({"depth": {"depth_file": str(depth)}, "segment": {"model": "none"}})
-    return read_package(convert_image(image, folder / "pkg", options).package_path)
+    return square_package(tmp_path_factory.mktemp("comp"))
 
 
 def test_mpi_planes_export_as_quads_at_their_depths(tmp_path):

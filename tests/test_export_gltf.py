@@ -22,11 +22,8 @@ from PIL import Image
 from core.errors import ExportError
 from core.export.gltf import write_glb
 from core.export.scene import CompScene, scene_from_package
-from core.options import PipelineOptions
-from core.package import read_package
-from core.pipeline import convert_image
 from tests.gltf_validator import ERROR, WARNING, issue_counts, messages, validate
-from tests.scenes import square_scene
+from tests.scenes import rotation_matrix, square_package
 
 # Blender world (Z up) -> glTF world (Y up): (x, y, z) -> (x, z, -y). Written out here, not imported.
 Y_UP = np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0], [0, 0, 0, 1]], np.float64)
@@ -46,9 +43,7 @@ FRAMES = 9
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
     folder = tmp_path_factory.mktemp("gltf")
-    image, depth = square_scene().write(folder / "in")
-    options = PipelineOptions.from_dict({"depth": {"depth_file": str(depth)}, "segment": {"model": "none"}})
-    package = read_package(convert_image(image, folder / "pkg", options).package_path)
+    package = square_package(folder)
     return folder, package, scene_from_package(package, fps=FPS)
 
 
@@ -62,14 +57,6 @@ def scene(made) -> CompScene:
     return made[2]
 
 
-def _rotation(axis: str, degrees: float) -> np.ndarray:
-    c, s = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
-    i, j = {"x": (1, 2), "y": (2, 0), "z": (0, 1)}[axis]
-    matrix = np.eye(4)
-    matrix[i, i], matrix[i, j], matrix[j, i], matrix[j, j] = c, -s, s, c
-    return matrix
-
-
 def _moved(scene: CompScene, **changes) -> CompScene:
     """``scene`` with a camera that dollies, pans through 320 degrees and tilts over ``FRAMES`` frames."""
     still = scene.camera[0]
@@ -77,7 +64,7 @@ def _moved(scene: CompScene, **changes) -> CompScene:
     for i in range(FRAMES):
         move = np.eye(4)
         move[:3, 3] = (0.3 * i, -0.45 * i, 0.12 * i)
-        matrix = move @ _rotation("z", 40.0 * i) @ _rotation("x", 4.0 * i) @ np.asarray(still.matrix_world)
+        matrix = move @ rotation_matrix("z", 40.0 * i) @ rotation_matrix("x", 4.0 * i) @ np.asarray(still.matrix_world)
         fields = {key: value(i) if callable(value) else value for key, value in changes.items()}
         samples.append(dataclasses.replace(still, frame=FIRST_FRAME + i, matrix_world=matrix, **fields))
     return dataclasses.replace(scene, camera=tuple(samples))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import shutil
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 from core.errors import ExportError
 from core.export.scene import CameraSample, CompScene, scene_from_package
 from core.export.usd import write_usd
+from tests.scenes import rotation_matrix, square_package
 
 PIXEL_TOLERANCE = 0.01
 
@@ -29,28 +29,12 @@ def pxr():
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory):
-    from core.options import PipelineOptions
-    from core.package import read_package
-    from core.pipeline import convert_image
-    from tests.scenes import square_scene
-
-    folder = tmp_path_factory.mktemp("usd_package")
-    image, depth = square_scene().write(folder / "in")
-    options = PipelineOptions.from_dict({"depth": {"depth_file": str(depth)}, "segment": {"model": "none"}})
-    return read_package(convert_image(image, folder / "pkg", options).package_path)
+    return square_package(tmp_path_factory.mktemp("usd_package"))
 
 
 @pytest.fixture(scope="module")
 def scene(package) -> CompScene:
     return scene_from_package(package)
-
-
-def _rotation(axis: str, degrees: float) -> np.ndarray:
-    c, s = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
-    i, j = {"x": (1, 2), "y": (2, 0), "z": (0, 1)}[axis]
-    matrix = np.eye(4)
-    matrix[i, i], matrix[i, j], matrix[j, i], matrix[j, j] = c, -s, s, c
-    return matrix
 
 
 def _translation(x: float, y: float, z: float) -> np.ndarray:
@@ -65,9 +49,9 @@ def animated(scene) -> CompScene:
     first = scene.camera[0]
     moves = [
         (np.eye(4), first.lens_mm),
-        (_translation(0.1, 0.05, -0.2) @ _rotation("y", 3.0), 35.0),
-        (_translation(0.25, -0.1, -0.5) @ _rotation("x", -4.0) @ _rotation("y", 6.0), 50.0),
-        (_translation(-0.3, 0.2, 0.3) @ _rotation("z", 10.0) @ _rotation("y", -5.0), 24.0),
+        (_translation(0.1, 0.05, -0.2) @ rotation_matrix("y", 3.0), 35.0),
+        (_translation(0.25, -0.1, -0.5) @ rotation_matrix("x", -4.0) @ rotation_matrix("y", 6.0), 50.0),
+        (_translation(-0.3, 0.2, 0.3) @ rotation_matrix("z", 10.0) @ rotation_matrix("y", -5.0), 24.0),
     ]
     samples = tuple(
         # Moves are in the camera's own axes: world = M0 @ move @ local.

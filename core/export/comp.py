@@ -22,13 +22,12 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ExportError, OutputError
-from ..package.staging import Staging, clean_stale
-from ..package.writer import swap_in
+from ..errors import ExportError
+from ..package.writer import check_folder_replaceable, open_staging, output_errors, swap_in
 from ..progress import Progress, null_progress
 from .chan import ROTATION_ORDER, vertical_fov_degrees, write_chan
 from .scene import CompScene
@@ -94,35 +93,23 @@ def _listed_files(out: Path) -> set[str] | None:
     return listed
 
 
-def check_comp_replaceable(out: Path) -> None:
-    """Raise ``OutputError`` unless ``out`` is absent, an empty folder, or a comp package and nothing more."""
-    if not os.path.lexists(out):
-        return
-    if not out.is_dir():
-        raise OutputError(f"export destination {out} exists and is not a folder")
-    try:
-        present = {
-            os.path.relpath(os.path.join(folder, name), out).replace(os.sep, "/")
-            for folder, _, names in os.walk(out)
-            for name in names
-        }
-    except OSError as exc:
-        raise OutputError(f"cannot read export destination {out}: {exc.strerror or exc}") from None
-    if not present and not any(out.iterdir()):
-        return
+def _foreign_entries(out: Path) -> list[str]:
+    """What in ``out`` would be lost by replacing it: everything, unless it is a comp package holding only the
+    files its ``comp.json`` lists."""
     listed = _listed_files(out)
     if listed is None:
-        raise OutputError(
-            f"export destination {out} is not empty and is not a Photo3D comp package; nothing was changed. "
-            "Choose an empty or new folder"
-        )
-    foreign = sorted(present - listed)
-    if foreign:
-        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-        raise OutputError(
-            f"export destination {out} holds files its comp package does not list ({shown}); nothing was "
-            "changed. Photo3D never deletes files it did not write"
-        )
+        return ["(it is not a Photo3D comp package)"]
+    present = {
+        os.path.relpath(os.path.join(folder, name), out).replace(os.sep, "/")
+        for folder, _, names in os.walk(out)
+        for name in names
+    }
+    return sorted(present - listed)
+
+
+def check_comp_replaceable(out: Path) -> None:
+    """Raise ``OutputError`` unless ``out`` is absent, an empty folder, or a comp package and nothing more."""
+    check_folder_replaceable(out, _foreign_entries, "a Photo3D comp package")
 
 
 def _manifest(scene: CompScene, package_root: Path, files: Mapping[str, str], warnings: list[str]) -> dict:
@@ -182,32 +169,15 @@ class CompWriter:
         unknown = [name for name in self.formats if name not in FILES]
         if unknown:
             raise ExportError(f"unknown export format {', '.join(unknown)}; choose from {', '.join(FILES)}")
-        out = Path(out_dir).absolute()
-        try:
-            if out.is_symlink():
-                out = out.resolve()
-            out.parent.mkdir(parents=True, exist_ok=True)
-            clean_stale(out)
-        except (OSError, RuntimeError) as exc:
-            raise OutputError(f"cannot write to {out.parent}: {getattr(exc, 'strerror', None) or exc}") from None
-        check_comp_replaceable(out)
-        try:
-            self._staging = Staging(out)
-        except OSError as exc:
-            raise OutputError(f"cannot write to {out.parent}: {exc.strerror or exc}") from None
-        self.out = out
+        self.out, self._staging = open_staging(out_dir, check_comp_replaceable)
         self.folder = self._staging.new
         self.files: dict[str, str | list[str]] = {}
         self.warnings: list[str] = []
         self.published = False
 
-    @contextlib.contextmanager
-    def writing(self) -> Iterator[None]:
+    def writing(self) -> contextlib.AbstractContextManager[None]:
         """Around writing into ``folder``: an ``OSError`` (disk full, permissions) becomes ``OutputError``."""
-        try:
-            yield
-        except OSError as exc:
-            raise OutputError(f"cannot write comp package {self.out}: {exc.strerror or exc}") from None
+        return output_errors(f"comp package {self.out}")
 
     def write_files(self, progress: Progress | None = None) -> None:
         """The textures and every bpy-free format."""

@@ -46,8 +46,18 @@ def _foreign_entries(out: Path) -> list[str]:
     return extra
 
 
-def check_replaceable(out: Path) -> None:
-    """Raise ``OutputError`` unless ``out`` is absent, an empty folder, or a Photo3D package and nothing more."""
+@contextlib.contextmanager
+def output_errors(what: str) -> Iterator[None]:
+    """An ``OSError`` in the block (disk full, permissions) becomes ``OutputError`` naming ``what``."""
+    try:
+        yield
+    except OSError as exc:
+        raise OutputError(f"cannot write {what}: {exc.strerror or exc}") from None
+
+
+def check_folder_replaceable(out: Path, foreign_entries: Callable[[Path], list[str]], kind: str) -> None:
+    """Raise ``OutputError`` unless ``out`` is absent, an empty folder, or a folder ``foreign_entries`` finds
+    nothing foreign in (it lists what replacing ``out`` would lose). ``kind`` names what Photo3D writes there."""
     if not os.path.lexists(out):
         return
     if not out.is_dir():
@@ -58,13 +68,18 @@ def check_replaceable(out: Path) -> None:
         raise OutputError(f"cannot read output folder {out}: {exc.strerror or exc}") from None
     if empty:
         return
-    foreign = _foreign_entries(out)
+    foreign = foreign_entries(out)
     if foreign:
         listed = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
         raise OutputError(
-            f"output folder {out} is not empty and is not only a Photo3D package; nothing was changed. "
-            f"Photo3D replaces only its own packages and never deletes files it did not write: {listed}"
+            f"output folder {out} is not empty and is not only {kind}; nothing was changed. "
+            f"Photo3D replaces only what it wrote and never deletes files it did not write: {listed}"
         )
+
+
+def check_replaceable(out: Path) -> None:
+    """Raise ``OutputError`` unless ``out`` is absent, an empty folder, or a Photo3D package and nothing more."""
+    check_folder_replaceable(out, _foreign_entries, "a Photo3D package")
 
 
 def swap_in(staging: Staging, out: Path, check: Callable[[Path], None] = check_replaceable) -> None:
@@ -97,13 +112,9 @@ class StagedPackage:
         self.folder = staging.new
         self.published = False
 
-    @contextlib.contextmanager
-    def writing(self) -> Iterator[None]:
+    def writing(self) -> contextlib.AbstractContextManager[None]:
         """Around writing files into ``folder``: an ``OSError`` (disk full, permissions) becomes ``OutputError``."""
-        try:
-            yield
-        except OSError as exc:
-            raise OutputError(f"cannot write package {self.out}: {exc.strerror or exc}") from None
+        return output_errors(f"package {self.out}")
 
     def publish(self, manifest_data: dict[str, Any], verified_textures: Collection[str] = ()) -> LayerPackage:
         """Check the manifest, write it, check the package as our reader would, and move it into place.
@@ -137,13 +148,9 @@ def _check_as_read(folder: Path, verified_textures: set[str]) -> None:
     load_depth_map(package.depth_map_path(), package.manifest.work_size)
 
 
-@contextlib.contextmanager
-def staged_package(out_dir: str | os.PathLike) -> Iterator[StagedPackage]:
-    """Open a locked staging folder for ``out_dir``; leaving the block without ``publish`` removes it.
-
-    The output is checked first as ``write_package_atomically`` does (``OutputError`` when it is a file or a
-    non-empty folder that is not a package); stale staging folders of killed runs are cleaned up.
-    """
+def open_staging(out_dir: str | os.PathLike, check: Callable[[Path], None]) -> tuple[Path, Staging]:
+    """The output's absolute path (a symbolic link followed) and a locked staging folder next to it, after
+    cleaning up the staging folders of killed runs and ``check``-ing that the output may be replaced."""
     out = Path(out_dir).absolute()
     try:
         if out.is_symlink():
@@ -152,11 +159,21 @@ def staged_package(out_dir: str | os.PathLike) -> Iterator[StagedPackage]:
         clean_stale(out)
     except (OSError, RuntimeError) as exc:
         raise OutputError(f"cannot write to {out.parent}: {getattr(exc, 'strerror', None) or exc}") from None
-    check_replaceable(out)
+    check(out)
     try:
-        staging = Staging(out)
+        return out, Staging(out)
     except OSError as exc:
         raise OutputError(f"cannot write to {out.parent}: {exc.strerror or exc}") from None
+
+
+@contextlib.contextmanager
+def staged_package(out_dir: str | os.PathLike) -> Iterator[StagedPackage]:
+    """Open a locked staging folder for ``out_dir``; leaving the block without ``publish`` removes it.
+
+    The output is checked first as ``write_package_atomically`` does (``OutputError`` when it is a file or a
+    non-empty folder that is not a package); stale staging folders of killed runs are cleaned up.
+    """
+    out, staging = open_staging(out_dir, check_replaceable)
     with staging:
         yield StagedPackage(staging, out)
 

@@ -42,45 +42,33 @@ def frame_files(name: str, frames: tuple[int, int], deep: bool) -> list[str]:
     return [f"{EXR_FOLDER}/{safe}{suffix}.{frame:04d}.exr" for frame in range(frames[0], frames[1] + 1)]
 
 
+PASS_SETTINGS = (
+    ("render", "film_transparent", True),
+    ("render", "use_file_extension", True),
+    ("image", "file_format", "OPEN_EXR_MULTILAYER"),
+    ("image", "color_depth", "32"),
+    ("image", "exr_codec", "NONE"),
+    ("image", "color_mode", "RGBA"),
+    ("view_layer", "use_pass_z", True),
+    ("view_layer", "use_pass_combined", True),
+)
+"""What the pass renders change, on the render settings, their image settings and the view layer."""
+
+
 @contextlib.contextmanager
 def _pass_settings(scene: bpy.types.Scene) -> Iterator[None]:
-    render, settings = scene.render, scene.render.image_settings
-    view_layer = bpy.context.view_layer
-    saved = (
-        render.film_transparent,
-        render.filepath,
-        render.use_file_extension,
-        settings.file_format,
-        settings.color_depth,
-        settings.exr_codec,
-        settings.color_mode,
-        view_layer.use_pass_z,
-        view_layer.use_pass_combined,
-        scene.frame_current,
-    )
+    """``PASS_SETTINGS`` for the block; everything (the output path and the frame too) put back after."""
+    owners = {"render": scene.render, "image": scene.render.image_settings, "view_layer": bpy.context.view_layer}
+    saved = [(owners[owner], name, getattr(owners[owner], name)) for owner, name, _ in PASS_SETTINGS]
+    path, frame = scene.render.filepath, scene.frame_current
     try:
-        render.film_transparent = True
-        render.use_file_extension = True
-        settings.file_format = "OPEN_EXR_MULTILAYER"
-        settings.color_depth = "32"
-        settings.exr_codec = "NONE"
-        settings.color_mode = "RGBA"
-        view_layer.use_pass_z = True
-        view_layer.use_pass_combined = True
+        for owner, name, value in PASS_SETTINGS:
+            setattr(owners[owner], name, value)
         yield
     finally:
-        (
-            render.film_transparent,
-            render.filepath,
-            render.use_file_extension,
-            settings.file_format,
-            settings.color_depth,
-            settings.exr_codec,
-            settings.color_mode,
-            view_layer.use_pass_z,
-            view_layer.use_pass_combined,
-            frame,
-        ) = saved
+        for owner, name, value in saved:
+            setattr(owner, name, value)
+        scene.render.filepath = path
         scene.frame_set(frame)
 
 
