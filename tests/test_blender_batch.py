@@ -177,6 +177,19 @@ def test_export_writes_a_comp_package_next_to_the_outputs(package, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["motorcycle_comp", "summary.json"]  # no video, no .blend
 
 
+def test_export_renders_exr_frames_with_a_line_per_frame(package, tmp_path):
+    out = tmp_path / "out"
+    run = _batch_env(NO_WORKER, "--package", str(package), "--out", str(out), "--frames", "3", "--no-video",
+                     "--no-blend", "--quality", "PREVIEW", "--samples", "1", "--export", "exr,deep")  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    manifest = json.loads((out / "motorcycle_comp" / "comp.json").read_text())
+    assert len(manifest["files"]["exr"]) == 3 and len(manifest["files"]["deep"]) == 3
+    assert all((out / "motorcycle_comp" / name).is_file() for name in manifest["files"]["exr"])
+    assert "pkg: EXR frame 1 (1 of 3)" in run.stdout and "pkg: EXR frame 3 (3 of 3)" in run.stdout, run.stdout
+    # PREVIEW renders at half the photo's size: the comp package is the preview's shot.
+    assert manifest["resolution"] == [round(741 * 0.5), round(500 * 0.5)]
+
+
 def test_bad_export_formats_exit_9_before_anything(tmp_path):
     """An unknown format, from the flag or the settings file, is refused before the first item, naming both."""
     out = tmp_path / "out"

@@ -41,6 +41,33 @@ def package_dir(photo3d_extension, tmp_path_factory):
     return convert_image(folder / "photo.png", folder / "package", options).package_path
 
 
+@pytest.fixture(autouse=True)
+def _scene_settings_kept():
+    """These tests change the shared scene's world, film, samples, frames and camera: put them back, as the
+    other Blender test files expect Blender's defaults."""
+    scene = bpy.context.scene
+    saved = (
+        scene.world,
+        scene.render.film_transparent,
+        scene.eevee.taa_render_samples,
+        scene.frame_start,
+        scene.frame_end,
+        scene.render.resolution_x,
+        scene.render.resolution_y,
+    )
+    yield
+    (
+        scene.world,
+        scene.render.film_transparent,
+        scene.eevee.taa_render_samples,
+        scene.frame_start,
+        scene.frame_end,
+        scene.render.resolution_x,
+        scene.render.resolution_y,
+    ) = saved
+    scene.frame_set(scene.frame_start)
+
+
 def _build(package_dir, preset: str | None = "ORBIT", **settings):
     """Import the package into an emptied scene and key a camera path; returns the PhotoScene."""
     reset_scene()

@@ -44,6 +44,7 @@ from ...core.export.comp import parse_formats
 from ...core.options import LIMITS as OPTION_LIMITS
 from ...core.options import MAX_TEXT_CHARS, format_number
 from ...core.package import read_package
+from ...core.progress import Progress
 from ...core.safe_json import JSONRejected, read_json_file, short_repr
 from ..effects.build import apply_effects
 from ..effects.params import EffectError, parse_effects
@@ -526,9 +527,11 @@ def _outputs(
             # comp package, which export_comp replaces), and export_comp leaves a foreign one untouched.
             if not os.path.lexists(comp_dir):
                 written.append(comp_dir)
+            # The comp package is of the same shot as the video: its resolution, and its quality for EXR frames.
+            _render_settings(scene, settings, out_dir / f"{stem}_")
             try:
                 formats = parse_formats(settings["export"], comp_export.FORMATS)
-                comp = comp_export.export_comp(imported, comp_dir, formats)
+                comp = comp_export.export_comp(imported, comp_dir, formats, progress=_export_progress(name))
             except ExportError as exc:
                 raise PhotoFailed(EXIT_EXPORT, f"comp export: {exc}") from exc
             except OutputError as exc:
@@ -547,6 +550,18 @@ def _outputs(
                 with contextlib.suppress(OSError):
                     path.unlink()
         raise
+
+
+def _export_progress(name: str) -> Progress:
+    """A line per EXR frame of a comp export, and a stop between frames (a signal during a render is only
+    noted by Blender)."""
+
+    def show(_stage: str, _share: float, text: str) -> None:
+        _stop.check()
+        if text.startswith("Photo3D export: EXR"):
+            _say(f"{name}: {text.removeprefix('Photo3D export: ')}")
+
+    return Progress(callback=show)
 
 
 def _animate(imported: PhotoScene, settings: dict[str, Any], name: str) -> None:
@@ -607,8 +622,8 @@ def _one(item: str, work) -> PhotoResult:
     return result
 
 
-def _render(scene: bpy.types.Scene, settings: dict[str, Any], out_dir: Path, stem: str) -> list[Path]:
-    target = out_dir / (f"{stem}_" if settings["output"] == "MP4" else f"{stem}_frames/{stem}_")
+def _render_settings(scene: bpy.types.Scene, settings: dict[str, Any], target: Path) -> None:
+    """The batch's resolution, frame rate, quality and samples on ``scene`` (the video's and the EXR frames')."""
     render = RenderSettings(
         resolution=settings["resolution"],
         fps=int(settings["fps"]),
@@ -623,6 +638,11 @@ def _render(scene: bpy.types.Scene, settings: dict[str, Any], out_dir: Path, ste
     if bpy.app.background:
         # No window means no GPU context to ask; software GL (llvmpipe) mis-samples anisotropic filtering.
         bpy.context.preferences.system.anisotropic_filter = "FILTER_0"
+
+
+def _render(scene: bpy.types.Scene, settings: dict[str, Any], out_dir: Path, stem: str) -> list[Path]:
+    target = out_dir / (f"{stem}_" if settings["output"] == "MP4" else f"{stem}_frames/{stem}_")
+    _render_settings(scene, settings, target)
 
     def frame_done(frame: int, done: int, total: int) -> None:
         _say(f"{stem}: frame {done}/{total}")
