@@ -4,10 +4,16 @@ Minimises, over the disparity map d (1 / depth, where planes are affine in the i
 
     sum_i w_i (d_i - d0_i)^2                                  data fidelity, strong in mask interiors
   + smoothness * sum_{i~j, same mask} (d_i - d_j)^2           smooth inside a mask, free across mask edges
-  + boundary   * sum_{i~j, masks a|b} (d_i - d_j - delta_ab)^2  the jump between masks keeps their
-                                                              robust (median) disparity difference
+  + boundary   * sum_{i~j, masks a|b} (d_i - d_j - delta_ij)^2  the jump between masks is what their
+                                                              slanted planes say at that boundary
 
-over 4-neighbour pairs. The normal equations are symmetric positive definite (w_i > 0), solved by
+over 4-neighbour pairs. Each mask's disparity is fitted with a plane (least squares over its pixels away
+from mask edges, where depth models bleed), and ``delta_ij`` is the difference of the two masks' planes at
+the boundary between pixels i and j: a slanted floor or wall cut into superpixels has planes that meet
+there, so it stays one plane instead of turning into steps, while a true object edge keeps its jump. A mask
+too small or too thin for a plane uses its median as a flat plane.
+
+The normal equations are symmetric positive definite (w_i > 0), solved by
 conjugate gradient with a Jacobi preconditioner, warm-started from a coarser solve so that 30 iterations
 at full working resolution are enough.
 """
@@ -52,27 +58,115 @@ def label_medians(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return medians
 
 
+def near_mask_edges(labels: np.ndarray) -> np.ndarray:
+    """Pixels within the edge band (``EDGE_BAND_FRACTION``) of a boundary between two masks."""
+    same_h = labels[:, 1:] == labels[:, :-1]
+    same_v = labels[1:, :] == labels[:-1, :]
+    edge = np.zeros(labels.shape, dtype=bool)
+    edge[:, 1:] |= ~same_h
+    edge[:, :-1] |= ~same_h
+    edge[1:, :] |= ~same_v
+    edge[:-1, :] |= ~same_v
+    band = max(3, round(EDGE_BAND_FRACTION * max(labels.shape)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band - 1, 2 * band - 1))
+    return cv2.dilate(edge.astype(np.uint8), kernel) > 0
+
+
+MIN_PLANE_PIXELS = 30
+"""Fewer interior pixels than this and a mask's plane is its median (flat)."""
+
+
+def _fit_planes(columns, d, flat, weight, count, planes) -> np.ndarray:
+    normal = np.empty((count, 3, 3))
+    rhs = np.empty((count, 3))
+    for i in range(3):
+        rhs[:, i] = np.bincount(flat, weight * columns[i] * d, count)
+        for j in range(i, 3):
+            normal[:, i, j] = normal[:, j, i] = np.bincount(flat, weight * columns[i] * columns[j], count)
+    pixels = np.bincount(flat, (weight > 0).astype(np.float64), count)
+    ok = np.flatnonzero(pixels >= MIN_PLANE_PIXELS)
+    if ok.size:
+        # A thin or collinear mask makes the system (nearly) singular: keep its flat plane then.
+        good = ok[np.linalg.cond(normal[ok]) < 1e8]
+        if good.size:
+            planes[good] = np.linalg.solve(normal[good], rhs[good][..., None])[..., 0]
+    return planes
+
+
+PLANE_ROUNDS = 3
+"""Reweighted least-squares rounds of the plane fit: pixels far off their mask's plane (depth that bled in
+from a neighbour, a thin structure) count less each round."""
+
+
+def label_planes(values: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per label k, (a, b, c) of the robust weighted least-squares plane ``values ~ a u + b v + c`` with u, v
+    the pixel centre in units of the image's width and height (so the planes hold at any resolution). A label
+    with too few weighted pixels, or whose pixels lie on a line, gets the flat plane of its median."""
+    h, w = labels.shape
+    count = int(labels.max()) + 1
+    v, u = np.mgrid[0:h, 0:w].astype(np.float64)
+    columns = (((u + 0.5) / w).ravel(), ((v + 0.5) / h).ravel(), np.ones(h * w))
+    flat = labels.ravel()
+    base = weights.ravel().astype(np.float64)
+    d = values.ravel().astype(np.float64)
+    planes = np.zeros((count, 3))
+    planes[:, 2] = label_medians(values, labels)
+    weight = base
+    for _ in range(PLANE_ROUNDS):
+        planes = _fit_planes(columns, d, flat, weight, count, planes)
+        residual = d - (planes[flat, 0] * columns[0] + planes[flat, 1] * columns[1] + planes[flat, 2])
+        # Cauchy weights on the residual in units of each mask's robust spread (MAD of its residuals).
+        spread = 1.4826 * label_medians(np.abs(residual).reshape(h, w), labels) + 1e-6
+        weight = base / (1.0 + (residual / (2.0 * spread[flat])) ** 2)
+    return planes
+
+
+def _plane_gaps(labels: np.ndarray, planes: np.ndarray, ranges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``delta`` for every horizontal and vertical neighbour pair: plane(a) - plane(b) at the pair's shared
+    boundary, each plane clipped to its own mask's disparity range (no wild extrapolation)."""
+    h, w = labels.shape
+    v, u = np.mgrid[0:h, 0:w].astype(np.float64)
+
+    def value(label: np.ndarray, uu: np.ndarray, vv: np.ndarray) -> np.ndarray:
+        a, b, c = planes[label, 0], planes[label, 1], planes[label, 2]
+        return np.clip(a * uu + b * vv + c, ranges[label, 0], ranges[label, 1])
+
+    # The boundary between (y, x) and (y, x + 1) is at x + 1; between (y, x) and (y + 1, x) at y + 1.
+    uh, vh = (u[:, :-1] + 1.0) / w, (v[:, :-1] + 0.5) / h
+    uv, vv = (u[:-1, :] + 0.5) / w, (v[:-1, :] + 1.0) / h
+    left, right, top, bottom = labels[:, :-1], labels[:, 1:], labels[:-1, :], labels[1:, :]
+    return value(left, uh, vh) - value(right, uh, vh), value(top, uv, vv) - value(bottom, uv, vv)
+
+
+def label_ranges(values: np.ndarray, labels: np.ndarray, margin: float = 0.25) -> np.ndarray:
+    """(count, 2) range of ``values`` per label, widened by ``margin`` of its width each way: a plane is
+    evaluated up to its mask's edge, where an exact plane reaches its extremes."""
+    count = int(labels.max()) + 1
+    flat = labels.ravel()
+    lo = np.full(count, np.inf)
+    hi = np.full(count, -np.inf)
+    np.minimum.at(lo, flat, values.ravel())
+    np.maximum.at(hi, flat, values.ravel())
+    lo, hi = np.where(np.isfinite(lo), lo, 0.0), np.where(np.isfinite(hi), hi, 0.0)
+    pad = margin * (hi - lo)
+    return np.stack([lo - pad, hi + pad], axis=-1)
+
+
 class _System:
     """The SPD operator of the energy above, applied matrix-free with array shifts."""
 
-    def __init__(self, d0: np.ndarray, labels: np.ndarray, options: HarmonizeOptions, medians: np.ndarray):
+    def __init__(self, d0: np.ndarray, labels: np.ndarray, options: HarmonizeOptions, planes: np.ndarray, ranges):
         same_h = labels[:, 1:] == labels[:, :-1]
         same_v = labels[1:, :] == labels[:-1, :]
         lam, mu = options.smoothness, options.boundary_weight
         # Per-edge weights: smoothness inside a mask, boundary weight across masks.
         self.wh = np.where(same_h, lam, mu).astype(np.float32)
         self.wv = np.where(same_v, lam, mu).astype(np.float32)
-        # Target difference d_i - d_j per edge: 0 inside a mask, the median gap across masks.
-        self.th = np.where(same_h, 0.0, medians[labels[:, :-1]] - medians[labels[:, 1:]])
-        self.tv = np.where(same_v, 0.0, medians[labels[:-1, :]] - medians[labels[1:, :]])
-        edge = np.zeros(labels.shape, dtype=bool)
-        edge[:, 1:] |= ~same_h
-        edge[:, :-1] |= ~same_h
-        edge[1:, :] |= ~same_v
-        edge[:-1, :] |= ~same_v
-        band = max(3, round(EDGE_BAND_FRACTION * max(labels.shape)))
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band - 1, 2 * band - 1))
-        near_edge = cv2.dilate(edge.astype(np.uint8), kernel) > 0
+        # Target difference d_i - d_j per edge: 0 inside a mask, the planes' gap across masks.
+        gap_h, gap_v = _plane_gaps(labels, planes, ranges)
+        self.th = np.where(same_h, 0.0, gap_h)
+        self.tv = np.where(same_v, 0.0, gap_v)
+        near_edge = near_mask_edges(labels)
         self.w = np.where(near_edge, options.data_weight_edge, options.data_weight_interior).astype(np.float32)
         self.diag = self.w.copy()
         self.diag[:, :-1] += self.wh
@@ -96,16 +190,16 @@ class _System:
         return out
 
 
-def _solve(d0: np.ndarray, labels: np.ndarray, options: HarmonizeOptions, medians: np.ndarray, level: int):
+def _solve(d0: np.ndarray, labels: np.ndarray, options: HarmonizeOptions, planes: np.ndarray, ranges, level: int):
     h, w = d0.shape
-    system = _System(d0, labels, options, medians)
+    system = _System(d0, labels, options, planes, ranges)
     x = d0.astype(np.float32).copy()
     if level > 0 and min(h, w) >= 32:
         # A coarse solve removes the low-frequency error that plain PCG needs many iterations for.
         coarse_shape = (w // 2, h // 2)
         d0_c = cv2.resize(d0, coarse_shape, interpolation=cv2.INTER_AREA)
         labels_c = cv2.resize(labels, coarse_shape, interpolation=cv2.INTER_NEAREST)
-        x_c, _, _ = _solve(d0_c, labels_c, options, medians, level - 1)
+        x_c, _, _ = _solve(d0_c, labels_c, options, planes, ranges, level - 1)
         x = d0 + cv2.resize(x_c - d0_c, (w, h), interpolation=cv2.INTER_LINEAR)
         x = x.astype(np.float32)
     iterations = options.iterations if level == _levels(d0.shape) else max(options.iterations, 60)
@@ -126,8 +220,10 @@ def harmonize_depth(
     disparity = (1.0 / np.maximum(depth, 1e-6)).astype(np.float32)
     scale = float(np.percentile(disparity, 99)) or 1.0
     d0 = disparity / scale  # about 0..1 so the weights mean the same on every photo
-    medians = label_medians(d0, labels)
-    x, iterations, residual = _solve(d0, labels, options, medians, _levels(d0.shape))
+    # Planes from the pixels away from mask edges: there the depth is the mask's own.
+    planes = label_planes(d0, labels, ~near_mask_edges(labels))
+    ranges = label_ranges(d0, labels)
+    x, iterations, residual = _solve(d0, labels, options, planes, ranges, _levels(d0.shape))
     if progress is not None:
         progress.update(0.9, f"converged in {iterations} iterations")
     lo, hi = float(d0.min()), float(d0.max())
