@@ -94,7 +94,7 @@ def test_label_planes_fit_a_plane_and_fall_back_to_the_median():
     yy, xx = np.mgrid[0:40, 0:50]
     values = 2.0 * (xx + 0.5) / 50 - 1.0 * (yy + 0.5) / 40 + 0.5
     labels = np.zeros((40, 50), np.int32)
-    labels[:, 48:] = 1  # two columns wide: fits a plane only with enough pixels
+    labels[:, 46:] = 1  # four columns wide: enough for a plane (the fit samples every second pixel)
     labels[0, 0] = 2  # one pixel: its median
     planes = label_planes(values, labels, np.ones((40, 50), bool))
     assert np.allclose(planes[0], [2.0, -1.0, 0.5], atol=1e-9)
