@@ -186,8 +186,14 @@ def _fill_colour_network(rgb, hidden_holes, options, runtime, cache) -> list[np.
     return filled
 
 
+BEHIND_MARGIN = 0.01
+"""A hidden fill lies at least this share (in disparity) behind the surface that hides it."""
+
+
 def _layer_disparity(disparity: np.ndarray, mask: np.ndarray, extent: np.ndarray) -> np.ndarray:
-    """Disparity extended harmonically from the layer's own pixels over its extent."""
+    """Disparity extended harmonically from the layer's own pixels over its extent, and kept behind the
+    visible surface where it is hidden: a layer's depth range can overlap a nearer layer's (layers are grouped
+    by their masks' medians), and a fill in front of what hides it would cover it in the photo's own view."""
     if not (extent & ~mask).any():
         return disparity
     layer_disparity = harmonic_extend(disparity, mask, extent)
@@ -195,7 +201,9 @@ def _layer_disparity(disparity: np.ndarray, mask: np.ndarray, extent: np.ndarray
     bad = ~np.isfinite(layer_disparity) | (layer_disparity <= 0)
     if bad.any():
         layer_disparity = np.where(bad, np.median(disparity[mask]), layer_disparity)
-    return layer_disparity
+    hidden = extent & ~mask
+    behind = np.minimum(layer_disparity, disparity * (1.0 - BEHIND_MARGIN))
+    return np.where(hidden, behind, layer_disparity).astype(layer_disparity.dtype)
 
 
 def inpaint_layers(

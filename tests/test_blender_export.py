@@ -309,6 +309,7 @@ def test_the_operator_exports_and_a_cancelled_task_leaves_nothing(package_dir, t
     comp = json.loads((tmp_path / "shot" / "comp.json").read_text())
     assert set(comp["files"]) == {"chan", "exr"} and len(comp["files"]["exr"]) == 3
     # The UI's way: started, stepped one EXR frame, then Esc.
+    before = (scene.render.film_transparent, scene.render.image_settings.file_format, scene.render.filepath)
     task = addon_module("photo3d_addon.export.run").ExportTask(photo, tmp_path / "cancelled", ["usd", "exr"])
     task.start()
     assert not task.step()  # one frame rendered, more to go
@@ -316,7 +317,8 @@ def test_the_operator_exports_and_a_cancelled_task_leaves_nothing(package_dir, t
     task.cancel()
     assert task.step()  # ended
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shot"]  # nothing of the cancelled export
-    assert scene.render.film_transparent is False and scene.render.image_settings.file_format == "PNG"
+    # Every setting the passes changed is back.
+    assert (scene.render.film_transparent, scene.render.image_settings.file_format, scene.render.filepath) == before
     assert all(not obj.hide_render and not obj.is_holdout for obj in photo.layers)
 
 

@@ -70,3 +70,24 @@ def test_band_zero_fills_only_the_farthest_layer():
     fills = inpaint_layers(rgb, depth, layers, InpaintOptions(band_fraction=0.0))
     assert fills[0].hole.any() and not fills[1].hole.any()
     assert fills[1].inpainted_fraction == 0.0
+
+
+def test_a_hidden_fill_stays_behind_what_hides_it():
+    """Layers are grouped by their masks' medians, so a far layer can reach nearer than a nearer one locally:
+    here the wall leans in on the left, in front of the box's left part. Its fill behind the box must still be
+    behind the box, or in the photo's own view the wall's opaque fill would cover the box."""
+    h, w = 60, 90
+    yy, xx = np.mgrid[0:h, 0:w]
+    box = (yy >= 15) & (yy < 45) & (xx >= 10) & (xx < 60)
+    wall = ~box
+    # The wall's disparity runs from 0.9 (left, near) down to 0.1 (right); the box sits at 0.5.
+    disparity = np.where(box, 0.5, 0.9 - 0.8 * xx / w).astype(np.float32)
+    rgb = np.zeros((h, w, 3), np.float32)
+    fills = inpaint_layers(rgb, 1.0 / disparity, [_layer(0, wall), _layer(1, box)], InpaintOptions(method="telea"))
+    backdrop = fills[0]
+    hidden = backdrop.hole & box
+    assert hidden.any()
+    # Behind the box by at least the margin, everywhere it is hidden (the harmonic fill alone reaches 0.8).
+    assert (1.0 / backdrop.depth[hidden] <= 0.5 * (1.0 - 0.01) + 1e-6).all()
+    # Where nothing hides it, the wall keeps its own depth.
+    assert np.allclose(1.0 / backdrop.depth[wall], disparity[wall], rtol=1e-5)
