@@ -48,15 +48,31 @@ class DepthResult:
     """Things worth telling the user (unknown pixels filled, channels dropped)."""
 
 
+RELATIVE_TAIL = 0.1
+"""How far (share of the 2nd-98th percentile span) the nearest and farthest 2 % of a relative disparity map
+may reach beyond that span, softly: clipping them flattened the nearest object's front (a tyre, a hand) onto
+one plane."""
+
+
+def _soft_tails(normalised: np.ndarray, tail: float) -> np.ndarray:
+    """Values in [0, 1] unchanged; beyond, compressed smoothly into at most ``tail`` more each way."""
+    out = normalised.copy()
+    above, below = normalised > 1.0, normalised < 0.0
+    out[above] = 1.0 + tail * np.tanh((normalised[above] - 1.0) / tail)
+    out[below] = -tail * np.tanh(-normalised[below] / tail)
+    return out
+
+
 def disparity_to_depth(disparity: np.ndarray, near: float, far: float) -> np.ndarray:
     """Relative (affine-invariant) disparity to depth with the near/far policy.
 
     Disparity is known only up to scale and shift, so it is normalised robustly: the 2nd and 98th
-    percentiles of the finite values map to 0 and 1 and the result is clipped to [0, 1] (a few outliers
-    cannot stretch the scene). Normalised disparity ``d`` is then made linear in inverse depth between the
-    two planes: ``depth = 1 / (d * (1/near - 1/far) + 1/far)``, so the nearest content sits at ``near`` and
-    the farthest at ``far``, and equal disparity steps stay equal parallax steps. A flat map (no spread)
-    lands halfway in disparity; non-finite values count as farthest.
+    percentiles of the finite values span 0 to 1, and the values beyond reach at most ``RELATIVE_TAIL`` of
+    that further each way, smoothly (a few outliers cannot stretch the scene, and the nearest and farthest
+    content keeps its shape). The result is rescaled so the nearest value is 1 and the farthest 0, then made
+    linear in inverse depth between the two planes: ``depth = 1 / (d * (1/near - 1/far) + 1/far)``, so the
+    nearest content sits at ``near`` and the farthest at ``far``, and equal disparity steps stay equal
+    parallax steps. A flat map (no spread) lands halfway in disparity; non-finite values count as farthest.
     """
     if not (0 < near < far):
         raise InputError(f"depth near ({near}) must be positive and below far ({far})")
@@ -70,7 +86,8 @@ def disparity_to_depth(disparity: np.ndarray, near: float, far: float) -> np.nda
             # Percentiles coincide when most pixels share one value; fall back to the full range.
             low, high = float(values.min()), float(values.max())
         if high > low:
-            normalised[finite] = np.clip((disp[finite] - low) / (high - low), 0.0, 1.0)
+            soft = _soft_tails((values - low) / (high - low), RELATIVE_TAIL)
+            normalised[finite] = (soft - soft.min()) / max(float(soft.max() - soft.min()), 1e-12)
         else:
             normalised[finite] = 0.5
     inv_near, inv_far = 1.0 / near, 1.0 / far

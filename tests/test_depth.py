@@ -291,3 +291,17 @@ def test_fill_is_fast_at_1080p(tmp_path):
     result = load_depth_file(path, (1080, 1920), DepthOptions())
     assert time.perf_counter() - start < 3.0
     assert result.depth.min() >= 1.0
+
+
+def test_the_nearest_and_farthest_content_keep_their_shape_and_outliers_cannot_stretch_the_scene():
+    disparity = np.linspace(0.0, 1.0, 1000)
+    inverse = 1.0 / disparity_to_depth(disparity, 1.0, 10.0).astype(np.float64)
+    # No plateau: the nearest and farthest 2 % still step, more finely than the middle (soft tails).
+    steps = np.diff(inverse)
+    assert (steps > 0).all()
+    assert steps[:15].mean() < steps[500] and steps[-15:].mean() < steps[500]
+    # One wild value (a reflection, a sky pixel) takes at most a tenth of the range beyond the rest.
+    wild = np.concatenate([disparity, [1000.0]])
+    inverse = 1.0 / disparity_to_depth(wild, 1.0, 10.0).astype(np.float64)
+    span = inverse.max() - inverse.min()
+    assert (inverse[-1] - inverse[-2]) / span < 0.1
