@@ -132,19 +132,27 @@ def label_planes(values: np.ndarray, labels: np.ndarray, weights: np.ndarray) ->
 
 def _plane_gaps(labels: np.ndarray, planes: np.ndarray, ranges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``delta`` for every horizontal and vertical neighbour pair: plane(a) - plane(b) at the pair's shared
-    boundary, each plane clipped to its own mask's disparity range (no wild extrapolation)."""
+    boundary, each plane clipped to its own mask's disparity range (no wild extrapolation); zero inside a mask.
+    Only the pairs across a boundary (a few percent) are evaluated."""
     h, w = labels.shape
-    v, u = np.mgrid[0:h, 0:w].astype(np.float64)
 
     def value(label: np.ndarray, uu: np.ndarray, vv: np.ndarray) -> np.ndarray:
-        a, b, c = planes[label, 0], planes[label, 1], planes[label, 2]
-        return np.clip(a * uu + b * vv + c, ranges[label, 0], ranges[label, 1])
+        plane = planes[label]
+        return np.clip(plane[:, 0] * uu + plane[:, 1] * vv + plane[:, 2], ranges[label, 0], ranges[label, 1])
 
+    gaps = []
     # The boundary between (y, x) and (y, x + 1) is at x + 1; between (y, x) and (y + 1, x) at y + 1.
-    uh, vh = (u[:, :-1] + 1.0) / w, (v[:, :-1] + 0.5) / h
-    uv, vv = (u[:-1, :] + 0.5) / w, (v[:-1, :] + 1.0) / h
-    left, right, top, bottom = labels[:, :-1], labels[:, 1:], labels[:-1, :], labels[1:, :]
-    return value(left, uh, vh) - value(right, uh, vh), value(top, uv, vv) - value(bottom, uv, vv)
+    for first, second, (du, dv) in (
+        (labels[:, :-1], labels[:, 1:], (1.0, 0.5)),
+        (labels[:-1, :], labels[1:, :], (0.5, 1.0)),
+    ):
+        gap = np.zeros(first.shape, np.float64)
+        ys, xs = np.nonzero(first != second)
+        uu, vv = (xs + du) / w, (ys + dv) / h
+        a, b = first[ys, xs], second[ys, xs]
+        gap[ys, xs] = value(a, uu, vv) - value(b, uu, vv)
+        gaps.append(gap)
+    return gaps[0], gaps[1]
 
 
 def label_ranges(values: np.ndarray, labels: np.ndarray, margin: float = 0.25) -> np.ndarray:
