@@ -27,19 +27,16 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from scipy import ndimage, sparse
-from scipy.sparse.linalg import spsolve
+from scipy import ndimage
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.harmonic import harmonic_extend  # noqa: E402
 from core.pcg import pcg  # noqa: E402
+from tests.harmonic_reference import REGULARISATION, exact_harmonic, exact_pyramid  # noqa: E402
 
-REGULARISATION = 1e-4
-
-
-# Issue 11's solver, kept here for the comparison only.
+# The earlier solver (a cascade of Jacobi-preconditioned CG), kept here for the comparison only.
 _CROSS = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], np.float32)
 
 
@@ -76,7 +73,7 @@ def _old_cg(values, known, domain, init, iterations):
 
 
 def old_harmonic_extend(values, known, domain, iterations=60, fine_iterations=12):
-    """Issue 11: coarse to fine, 60 Jacobi-CG iterations on every coarser level and 12 on the finest."""
+    """The earlier solver: coarse to fine, 60 Jacobi-CG iterations on every coarser level and 12 on the finest."""
     values = values.astype(np.float32)
     h, w = values.shape
     fallback = float(np.median(values[known])) if known.any() else 0.0
@@ -100,66 +97,11 @@ def old_harmonic_extend(values, known, domain, iterations=60, fine_iterations=12
 # References.
 
 
-def _direct(values, known, domain, eps, init):
-    """The level's equation solved directly in float64: ``degree + eps`` on the diagonal, ``eps * init`` on the
-    right; Neumann outside ``domain``."""
-    unknown = domain & ~known
-    index = -np.ones(unknown.shape, np.int64)
-    ys, xs = np.nonzero(unknown)
-    index[ys, xs] = np.arange(len(ys))
-    h, w = unknown.shape
-    rows, cols, entries = [], [], []
-    rhs = np.zeros(len(ys))
-    degree = np.zeros(len(ys))
-    for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)):
-        y2, x2 = ys + dy, xs + dx
-        inside = (y2 >= 0) & (y2 < h) & (x2 >= 0) & (x2 < w)
-        y2, x2, me = y2[inside], x2[inside], np.flatnonzero(inside)
-        in_domain = domain[y2, x2]
-        degree[me[in_domain]] += 1
-        free = in_domain & unknown[y2, x2]
-        rows.append(me[free])
-        cols.append(index[y2[free], x2[free]])
-        entries.append(-np.ones(int(free.sum())))
-        fixed = in_domain & known[y2, x2]
-        np.add.at(rhs, me[fixed], values[y2[fixed], x2[fixed]].astype(np.float64))
-    rows.append(np.arange(len(ys)))
-    cols.append(np.arange(len(ys)))
-    entries.append(degree + eps)
-    rhs += eps * init[ys, xs]
-    n = len(ys)
-    matrix = sparse.csr_matrix((np.concatenate(entries), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
-    out = values.astype(np.float64).copy()
-    out[ys, xs] = spsolve(matrix.tocsc(), rhs)
-    return out
-
-
-def converged_pyramid(values, known, domain):
-    """The converged solution of the problem both solvers solve: every level exact, seeded by the coarser."""
-    values = values.astype(np.float32)
-    h, w = values.shape
-    fallback = float(np.median(values[known])) if known.any() else 0.0
-    if min(h, w) >= 16 and (domain & ~known).sum() > 256:
-        size = (max(1, w // 2), max(1, h // 2))
-        weight = cv2.resize(known.astype(np.float32), size, interpolation=cv2.INTER_AREA)
-        total = cv2.resize(np.where(known, values, 0.0).astype(np.float32), size, interpolation=cv2.INTER_AREA)
-        coarse_known = weight > 0.5
-        coarse_values = np.where(coarse_known, total / np.maximum(weight, 1e-6), fallback).astype(np.float32)
-        coarse_domain = cv2.resize(domain.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
-        coarse = converged_pyramid(coarse_values, coarse_known, coarse_domain | coarse_known)
-        init = cv2.resize(coarse.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float64)
-    else:
-        init = np.full((h, w), fallback)
-    if not (domain & ~known).any():
-        return values.astype(np.float64)
-    return _direct(values, known & domain, domain, REGULARISATION, init)
-
-
 def plain_laplace(values, known, domain):
     """The Laplace equation without the regulariser (a vanishing one keeps components with no known pixel
     solvable; they are left out of the comparison)."""
     fallback = float(np.median(values[known]))
-    return _direct(values, known & domain, domain, 1e-9, np.full(values.shape, fallback))
+    return exact_harmonic(values, known & domain, domain, 1e-9, np.full(values.shape, fallback))
 
 
 def held(known, domain):
@@ -226,7 +168,7 @@ def main() -> None:
     print("references (direct float64 solves, cached) ...", flush=True)
     converged, laplace = [], []
     for i, call in enumerate(calls):
-        converged.append(_cached(args.data / f"converged{i}.npy", lambda call=call: converged_pyramid(*call)))
+        converged.append(_cached(args.data / f"converged{i}.npy", lambda call=call: exact_pyramid(*call)))
         laplace.append(_cached(args.data / f"laplace{i}.npy", lambda call=call: plain_laplace(*call)))
 
     solvers = {"old": old_harmonic_extend, "new": harmonic_extend}

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import warnings
 
-import cv2
 import numpy as np
-from scipy import sparse
-from scipy.sparse.linalg import spsolve
 
 from core.harmonic import FINE_ITERATIONS, _block_mean, _block_spread, _Grid, _shift_sum, harmonic_extend
 from core.pcg import pcg
+from tests.harmonic_reference import exact_harmonic, exact_pyramid
 
 
 def _neighbour_sum(x: np.ndarray) -> np.ndarray:
@@ -24,62 +22,6 @@ def _neighbour_sum(x: np.ndarray) -> np.ndarray:
     out[:, 1:] += x[:, :-1]
     out[:, :-1] += x[:, 1:]
     return out
-
-
-def _exact_harmonic(
-    values: np.ndarray, known: np.ndarray, domain: np.ndarray, eps: float = 0.0, init: np.ndarray | None = None
-) -> np.ndarray:
-    """The discrete Laplace equation on ``domain & ~known`` (Neumann outside ``domain``), solved directly in
-    float64; with ``eps``, regularised towards ``init`` (``eps`` on the diagonal, ``eps * init`` on the right)."""
-    unknown = domain & ~known
-    index = -np.ones(unknown.shape, np.int64)
-    ys, xs = np.nonzero(unknown)
-    index[ys, xs] = np.arange(len(ys))
-    h, w = unknown.shape
-    rows, cols, entries = [], [], []
-    rhs = np.zeros(len(ys))
-    degree = np.zeros(len(ys))
-    for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)):
-        y2, x2 = ys + dy, xs + dx
-        inside = (y2 >= 0) & (y2 < h) & (x2 >= 0) & (x2 < w)
-        y2, x2, me = y2[inside], x2[inside], np.flatnonzero(inside)
-        in_domain = domain[y2, x2]
-        degree[me[in_domain]] += 1
-        free = in_domain & unknown[y2, x2]
-        rows.append(me[free])
-        cols.append(index[y2[free], x2[free]])
-        entries.append(-np.ones(int(free.sum())))
-        fixed = in_domain & known[y2, x2]
-        np.add.at(rhs, me[fixed], values[y2[fixed], x2[fixed]])
-    rows.append(np.arange(len(ys)))
-    cols.append(np.arange(len(ys)))
-    entries.append(degree + eps)
-    if eps:
-        rhs += eps * init[ys, xs]
-    matrix = sparse.csr_matrix((np.concatenate(entries), (np.concatenate(rows), np.concatenate(cols))))
-    out = values.astype(np.float64).copy()
-    out[ys, xs] = spsolve(matrix.tocsc(), rhs)
-    return out
-
-
-def _exact_pyramid(values: np.ndarray, known: np.ndarray, domain: np.ndarray) -> np.ndarray:
-    """Issue 11's problem solved exactly: every level of the 2x pyramid (a coarse known pixel averages the known
-    fine pixels it covers) regularised by 1e-4 towards the upsampled coarser solution, the coarsest towards
-    the median known value."""
-    h, w = values.shape
-    fallback = float(np.median(values[known])) if known.any() else 0.0
-    if min(h, w) >= 16 and (domain & ~known).sum() > 256:
-        size = (w // 2, h // 2)
-        weight = cv2.resize(known.astype(np.float32), size, interpolation=cv2.INTER_AREA)
-        total = cv2.resize(np.where(known, values, 0.0).astype(np.float32), size, interpolation=cv2.INTER_AREA)
-        coarse_known = weight > 0.5
-        coarse_values = np.where(coarse_known, total / np.maximum(weight, 1e-6), fallback).astype(np.float32)
-        coarse_domain = cv2.resize(domain.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
-        coarse = _exact_pyramid(coarse_values, coarse_known, coarse_domain | coarse_known)
-        init = cv2.resize(coarse.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float64)
-    else:
-        init = np.full((h, w), fallback)
-    return _exact_harmonic(values, known, domain, 1e-4, init)
 
 
 def _scene(h: int = 192, w: int = 256):
@@ -99,7 +41,7 @@ def _scene(h: int = 192, w: int = 256):
 def test_the_fill_solves_the_discrete_laplace_equation():
     values, known, domain, hole = _scene()
     filled = harmonic_extend(values, known, domain)
-    exact = _exact_harmonic(values, known, domain)
+    exact = exact_harmonic(values, known, domain)
     data_range = float(values[known].max() - values[known].min())
     # Known pixels and pixels outside the domain are untouched.
     np.testing.assert_array_equal(filled[known], values[known])
@@ -118,7 +60,7 @@ def test_the_fill_solves_the_discrete_laplace_equation():
 
 def test_more_fine_iterations_only_get_closer_to_the_exact_solution():
     values, known, domain, hole = _scene()
-    exact = _exact_harmonic(values, known, domain)
+    exact = exact_harmonic(values, known, domain)
     errors = [
         float(np.abs(harmonic_extend(values, known, domain, fine_iterations=n) - exact)[hole].mean())
         for n in (FINE_ITERATIONS // 2, FINE_ITERATIONS, 4 * FINE_ITERATIONS)
@@ -168,7 +110,7 @@ def test_the_fill_converges_to_the_pyramid_of_regularised_laplace_equations():
     known = (xx < 40) & (yy > 30) | (np.hypot(yy - 20, xx - 200) < 6)
     domain = np.ones((h, w), bool)
     domain[40:44, 100:300] = False
-    exact = _exact_pyramid(values, known, domain)
+    exact = exact_pyramid(values, known, domain)
     unknown = domain & ~known
     data_range = float(values[known].max() - values[known].min())
     converged = harmonic_extend(values, known, domain, iterations=30, fine_iterations=30)
