@@ -41,30 +41,26 @@ def package_dir(photo3d_extension, tmp_path_factory):
     return convert_image(folder / "photo.png", folder / "package", options).package_path
 
 
+KEPT = (
+    ("", "world"),
+    ("render", "film_transparent"),
+    ("eevee", "taa_render_samples"),
+    ("", "frame_start"),
+    ("", "frame_end"),
+    ("render", "resolution_x"),
+    ("render", "resolution_y"),
+)
+"""Scene settings these tests change, put back after each: the other Blender test files expect Blender's."""
+
+
 @pytest.fixture(autouse=True)
 def _scene_settings_kept():
-    """These tests change the shared scene's world, film, samples, frames and camera: put them back, as the
-    other Blender test files expect Blender's defaults."""
     scene = bpy.context.scene
-    saved = (
-        scene.world,
-        scene.render.film_transparent,
-        scene.eevee.taa_render_samples,
-        scene.frame_start,
-        scene.frame_end,
-        scene.render.resolution_x,
-        scene.render.resolution_y,
-    )
+    owners = {"": scene, "render": scene.render, "eevee": scene.eevee}
+    saved = [(owners[owner], name, getattr(owners[owner], name)) for owner, name in KEPT]
     yield
-    (
-        scene.world,
-        scene.render.film_transparent,
-        scene.eevee.taa_render_samples,
-        scene.frame_start,
-        scene.frame_end,
-        scene.render.resolution_x,
-        scene.render.resolution_y,
-    ) = saved
+    for owner, name, value in saved:
+        setattr(owner, name, value)
     scene.frame_set(scene.frame_start)
 
 
