@@ -47,7 +47,7 @@ echo "setup: installing requirements/$group.txt (torch pinned by requirements/co
 .venv/bin/python -m pip install --disable-pip-version-check -q \
     -c requirements/constraints.txt -r "requirements/$group.txt" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 # pip's status is lost in the pipe: check the result directly instead.
-.venv/bin/python -c "import numpy, cv2, scipy, skimage, triangle, torch, transformers, onnxruntime" || {
+.venv/bin/python -c "import numpy, cv2, scipy, skimage, triangle, torch, transformers, onnxruntime, av" || {
     echo "setup: installation failed (see the pip output above)" >&2
     exit 1
 }

@@ -228,7 +228,8 @@ def _over(layers_rgba: list[np.ndarray]) -> np.ndarray:
 
 
 def test_exr_frames_read_back_with_the_openexr_bindings(package_dir, tmp_path):
-    openexr = pytest.importorskip("OpenEXR", reason="the readback needs the OpenEXR bindings (requirements/dev.txt)")
+    import OpenEXR as openexr  # requirements/dev.txt: a missing reader fails the test, never skips it
+
     photo = _build(package_dir, preset=None)
     bpy.context.scene.eevee.taa_render_samples = 1
     package = photo.package()
@@ -319,18 +320,19 @@ def test_the_operator_exports_and_a_cancelled_task_leaves_nothing(package_dir, t
 
 
 def test_the_usd_camera_is_blenders_camera_at_every_frame(package_dir, tmp_path):
-    pxr = pytest.importorskip("pxr", reason="the readback needs usd-core (requirements/dev.txt)")
+    from pxr import Usd, UsdGeom  # usd-core (requirements/dev.txt): missing fails, not skips
+
     photo = _build(package_dir, "DOLLY_ZOOM")  # the lens changes every frame
     camera = bpy.context.scene.camera
     result = _export(photo, tmp_path / "comp", ["usd", "gltf"])
     assert any("field of view" in w or "lens" in w for w in result.warnings)  # glTF cannot animate it
-    stage = pxr.Usd.Stage.Open(str(result.folder / "scene.usda"))
-    usd_camera = pxr.UsdGeom.Camera(stage.GetPrimAtPath("/Photo3D/Camera"))
+    stage = Usd.Stage.Open(str(result.folder / "scene.usda"))
+    usd_camera = UsdGeom.Camera(stage.GetPrimAtPath("/Photo3D/Camera"))
     assert list(usd_camera.GetFocalLengthAttr().GetTimeSamples()) == list(range(1, FRAMES + 1))
     lenses = []
     for frame in range(1, FRAMES + 1):
         expected = _world_matrix(frame, camera)
-        gf = usd_camera.GetCamera(pxr.Usd.TimeCode(frame))
+        gf = usd_camera.GetCamera(Usd.TimeCode(frame))
         matrix = np.array(gf.transform, np.float64).T  # USD's row-vector matrix
         assert np.abs(matrix - expected).max() < 1e-5, frame
         # Tenths of a scene unit on a metre stage: millimetres / 100.

@@ -4,12 +4,11 @@ bindings wrote."""
 from __future__ import annotations
 
 import numpy as np
+import OpenEXR
 import pytest
 
 from core.errors import ExportError
 from core.export.exr import FLOAT, HALF, NO_COMPRESSION, ZIP, ZIPS, read_exr, write_deep_exr, write_exr
-
-OpenEXR = pytest.importorskip("OpenEXR", reason="the readback needs the OpenEXR bindings (requirements/dev.txt)")
 
 
 def _channels(h=37, w=53):
