@@ -148,6 +148,13 @@ def test_the_comp_folder_lists_what_it_holds_and_replaces_only_itself(package, t
         write_comp_package(scene, package.root, out, ["chan"])
     assert sorted(p.name for p in out.rglob("*")) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shot"]  # no staging folder left
+    # A comp.json Photo3D would not write (duplicate keys, NaN) does not make a folder ours.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / COMP_MANIFEST).write_text('{"format": "photo3d.comp", "files": {}, "files": {"x": NaN}}')
+    with pytest.raises(OutputError, match="not a Photo3D comp package"):
+        write_comp_package(scene, package.root, other, ["chan"])
+    assert [p.name for p in other.iterdir()] == [COMP_MANIFEST]
 
 
 def test_a_failing_writer_leaves_nothing_and_keeps_the_old_package(package, tmp_path):

@@ -29,12 +29,15 @@ from pathlib import Path
 from ..errors import ExportError
 from ..package.writer import check_folder_replaceable, open_staging, output_errors, swap_in
 from ..progress import Progress, null_progress
+from ..safe_json import JSONRejected, parse_json
 from .chan import ROTATION_ORDER, vertical_fov_degrees, write_chan
 from .scene import CompScene
 
 COMP_FORMAT = "photo3d.comp"
 COMP_VERSION = "1.0"
 COMP_MANIFEST = "comp.json"
+MAX_COMP_MANIFEST_BYTES = 64 * 1024 * 1024
+"""A comp.json lists a few files a frame: this bounds what is read of one found in a destination folder."""
 TEXTURE_FOLDER = "textures"
 
 FILES = {"usd": "scene.usda", "gltf": "scene.glb", "chan": "camera.chan"}
@@ -68,17 +71,21 @@ class CompResult:
     warnings: list[str] = field(default_factory=list)
 
 
+def safe_stem(name: str, fallback: str) -> str:
+    """``name`` as a portable file-name stem: letters, digits, ``_``, ``.`` and ``-`` only."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or fallback
+
+
 def _texture_name(index: int, name: str) -> str:
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "layer"
-    return f"{TEXTURE_FOLDER}/L{index:02d}_{safe}.png"
+    return f"{TEXTURE_FOLDER}/L{index:02d}_{safe_stem(name, 'layer')}.png"
 
 
 def _listed_files(out: Path) -> set[str] | None:
     """The files an existing comp package's manifest lists (itself included), or None if it is not one."""
     try:
         with open(out / COMP_MANIFEST, "rb") as handle:
-            data = json.loads(handle.read(1 << 20))
-    except (OSError, ValueError):
+            data = parse_json(handle.read(MAX_COMP_MANIFEST_BYTES + 1), MAX_COMP_MANIFEST_BYTES)
+    except (OSError, JSONRejected):
         return None
     if not isinstance(data, dict) or data.get("format") != COMP_FORMAT or not isinstance(data.get("files"), dict):
         return None

@@ -15,7 +15,6 @@ shown again afterwards, as is every setting the passes change.
 from __future__ import annotations
 
 import contextlib
-import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ import bpy
 import numpy as np
 
 from ...core.errors import ExportError
+from ...core.export.comp import safe_stem
 from ...core.export.exr import FLOAT, HALF, write_deep_exr, write_exr
 from ...core.export.exr import read_exr as read_exr_file
 from ...core.progress import Progress
@@ -37,7 +37,7 @@ BACKGROUND_Z = np.inf
 
 def frame_files(name: str, frames: tuple[int, int], deep: bool) -> list[str]:
     """The comp package's EXR files for ``frames``, multilayer or deep."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "photo"
+    safe = safe_stem(name, "photo")
     suffix = "_deep" if deep else ""
     return [f"{EXR_FOLDER}/{safe}{suffix}.{frame:04d}.exr" for frame in range(frames[0], frames[1] + 1)]
 

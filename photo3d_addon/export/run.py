@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from ...core.errors import Cancelled, ExportError
+from ...core.errors import Cancelled
 from ...core.export.comp import ALL_FORMATS, FILES, CompResult, CompWriter, parse_formats
 from ...core.export.scene import scene_from_spec
 from ...core.progress import Progress, null_progress
@@ -124,9 +124,7 @@ def export_comp(
     """Export ``photo`` with the scene's camera over ``frames`` (default: the scene's range) to ``out_dir``,
     in one call; ``progress`` hears of every frame and can cancel between them."""
     progress = progress or null_progress()
-    task = ExportTask(photo, out_dir, formats, frames)
-    if not task.formats:
-        raise ExportError("no export format chosen")
+    task = ExportTask(photo, out_dir, formats, frames)  # an empty or unknown format list raises here
     with progress.stage("export"):
         task.start()
         try:

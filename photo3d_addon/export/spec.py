@@ -8,7 +8,7 @@ import numpy as np
 from mathutils import Matrix
 
 from ...core.errors import ExportError
-from ...core.export.scene import sample_to_spec
+from ...core.export.scene import CameraSample, sample_to_spec
 from ...core.package import LayerPackage
 from ...core.placement import layer_origins
 from ..scene.photo_scene import LAYER_KEY, PhotoScene
@@ -51,17 +51,18 @@ def _sample(camera: bpy.types.Object, frame: int, width: int, height: int) -> di
         sensor = data.sensor_height if fit == "VERTICAL" else data.sensor_width
     # A camera's scale does not change what it sees: drop it.
     matrix = np.array(camera.matrix_world.normalized(), np.float64)
-    return {
-        "frame": int(frame),
-        "matrix_world": matrix.tolist(),
-        "lens_mm": float(data.lens),
-        "sensor_fit": fit,
-        "sensor_mm": float(sensor),
-        "shift_x": float(data.shift_x),
-        "shift_y": float(data.shift_y),
-        "clip_start": float(data.clip_start),
-        "clip_end": float(data.clip_end),
-    }
+    sample = CameraSample(
+        frame=int(frame),
+        matrix_world=matrix,
+        lens_mm=float(data.lens),
+        sensor_fit=fit,
+        sensor_mm=float(sensor),
+        shift_x=float(data.shift_x),
+        shift_y=float(data.shift_y),
+        clip_start=float(data.clip_start),
+        clip_end=float(data.clip_end),
+    )
+    return sample_to_spec(sample)
 
 
 def camera_samples(scene: bpy.types.Scene, camera: bpy.types.Object, frames: tuple[int, int]) -> list[dict]:
@@ -121,6 +122,3 @@ def comp_spec(photo: PhotoScene, frames: tuple[int, int] | None = None) -> dict:
         "camera": camera_samples(scene, camera, frames),
         "layers": layer_matrices(photo, photo.package()),
     }
-
-
-__all__ = ["camera_samples", "comp_spec", "layer_matrices", "render_size", "sample_to_spec"]
