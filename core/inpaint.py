@@ -163,7 +163,7 @@ def _layer_colour(rgb: np.ndarray, hole: np.ndarray, colour: np.ndarray) -> np.n
     return layer_rgb
 
 
-def _result(future: Future, progress: Progress | None, poll_s: float = 0.05):
+def wait_result(future: Future, progress: Progress | None, poll_s: float = 0.05):
     """``future.result()``, honouring a cancel every ``poll_s`` seconds while it runs."""
     while not future.done():
         wait_futures([future], timeout=poll_s)
@@ -248,7 +248,7 @@ def inpaint_layers(
             extent = layer.mask | hole
             layer_disparity = _layer_disparity(disparity, layer.mask, extent)
             layer_depth = np.where(extent, 1.0 / np.maximum(layer_disparity, 1e-9), 0.0).astype(np.float32)
-            layer_rgb = _layer_colour(rgb, hole, _result(colours[i], progress))
+            layer_rgb = _layer_colour(rgb, hole, wait_result(colours[i], progress))
             fill = LayerFill(extent=extent, hole=hole, rgb=layer_rgb, depth=layer_depth)
             if i == 0 or touches_frame(extent):
                 fill = add_border(fill, border, backdrop=i == 0)

@@ -14,6 +14,7 @@ import dataclasses
 import datetime
 import os
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,13 @@ from typing import Any
 import numpy as np
 
 from . import __version__
+from .camera import Camera
 from .contact_sheet import make_contact_sheet, thumb_height
 from .depth import DepthResult, estimate_depth, load_depth_file
 from .errors import InputError, PackageError
 from .geometry import LayerMesh, build_layer_mesh, build_mpi, rebase_uvs
 from .harmonize import HarmonizeInfo, harmonize_depth
-from .inpaint import LayerFill, inpaint_layers
+from .inpaint import LayerFill, inpaint_layers, wait_result
 from .layers import Layer, build_layers
 from .load import LoadedImage, load_image
 from .models import SEGMENTATION_WITHOUT_WEIGHTS, ModelCache, check_models
@@ -37,7 +39,7 @@ from .package.files import check_texture
 from .package.writer import StagedPackage, staged_package
 from .progress import Progress
 from .segment import segment_image
-from .textures import TextureJobs, bleed_colour, layer_rgba, texture_border, write_png
+from .textures import TextureJobs, bleed_colour, clear_unseen, layer_rgba, texture_border, write_png
 
 CONTACT_SHEET_NAME = "contact_sheet.png"
 TEXTURES_ALIVE = 2
@@ -125,48 +127,78 @@ def _fill_and_mesh(
     cache: ModelCache | None,
     textures: _PackageTextures | None = None,
 ) -> SceneLayers:
-    """The inpaint and geometry stages; with ``textures``, each mesh layer's texture starts once its fill is done."""
+    """The inpaint and geometry stages. Each mesh layer's mesh (and with ``textures`` its texture) starts on a
+    helper as soon as its fill is done, while the next layers are filled; the geometry stage waits for them."""
     loaded, layers = analysis.loaded, analysis.layers
-    on_fill = None
-    if textures is not None and options.geometry.representation == "mesh":
-
-        def on_fill(index: int, fill: LayerFill) -> None:
-            textures.add_layer(index, layers[index], fill)
-
-    with progress.stage("inpaint"):
-        border = _border_px(loaded, options)
-        fills = inpaint_layers(
-            loaded.work_rgb,
-            analysis.harmonized,
-            layers,
-            options.inpaint,
-            options.runtime,
-            progress,
-            cache,
-            on_fill,
-            border,
-        )
+    h, w = loaded.work_size
+    work_camera = loaded.camera.scaled(w, h)
     meshes: list[LayerMesh] = []
     mpi: list[Any] = []
-    with progress.stage("geometry"):
-        h, w = loaded.work_size
-        work_camera = loaded.camera.scaled(w, h)
-        if options.geometry.representation == "mesh":
-            for i, fill in enumerate(fills):
-                progress.update(i / len(fills), f"mesh {i + 1}/{len(fills)}")
-                camera = work_camera.extended(fill.border)
-                mesh = build_layer_mesh(fill.extent, fill.depth, camera, options.geometry.max_triangles)
-                texture = texture_border(fill.border, loaded.work_size, loaded.source_size)
-                meshes.append(rebase_uvs(mesh, fill.extent.shape, fill.border, loaded.source_size, texture))
-        else:
-            rgba = [np.dstack([f.rgb, f.extent.astype(np.float32)]) for f in fills]
-            mpi = build_mpi(rgba, [f.depth for f in fills], options.geometry.mpi_planes)
+    with _mesh_jobs(options) as mesh_jobs:
+
+        def on_fill(index: int, fill: LayerFill) -> None:
+            if textures is not None:
+                textures.add_layer(index, layers[index], fill)
+            mesh_jobs.futures.append(mesh_pool.submit(_layer_mesh, fill, work_camera, loaded, options))
+
+        mesh_pool = mesh_jobs.pool
+        with progress.stage("inpaint"):
+            fills = inpaint_layers(
+                loaded.work_rgb,
+                analysis.harmonized,
+                layers,
+                options.inpaint,
+                options.runtime,
+                progress,
+                cache,
+                on_fill if mesh_pool is not None else None,
+                _border_px(loaded, options),
+            )
+        with progress.stage("geometry"):
+            if mesh_pool is not None:
+                for i, job in enumerate(mesh_jobs.futures):
+                    progress.update(i / len(fills), f"mesh {i + 1}/{len(fills)}")
+                    meshes.append(wait_result(job, progress))
+            else:
+                rgba = [np.dstack([f.rgb, f.extent.astype(np.float32)]) for f in fills]
+                mpi = build_mpi(rgba, [f.depth for f in fills], options.geometry.mpi_planes)
     info = {
         "segments": int(analysis.labels.max()) + 1,
         "harmonize_iterations": analysis.solver.iterations,
         "harmonize_residual": analysis.solver.relative_residual,
     }
     return SceneLayers(loaded, analysis.depth, analysis.harmonized, layers, fills, meshes, mpi, info)
+
+
+@dataclass
+class _MeshJobs:
+    """The helper that builds one conversion's meshes (None for MPI planes) and their futures, in layer order."""
+
+    pool: ThreadPoolExecutor | None
+    futures: list[Future] = dataclasses.field(default_factory=list)
+
+
+@contextlib.contextmanager
+def _mesh_jobs(options: PipelineOptions) -> Iterator[_MeshJobs]:
+    """One helper thread for the meshes: they take turns with each other (the triangulator holds the GIL) and
+    overlap the fills. Leaving the block drops the meshes not yet started and waits for the running one."""
+    mesh = options.geometry.representation == "mesh"
+    jobs = _MeshJobs(ThreadPoolExecutor(max_workers=1, thread_name_prefix="photo3d-mesh") if mesh else None)
+    try:
+        yield jobs
+    finally:
+        if jobs.pool is not None:
+            for job in jobs.futures:
+                job.cancel()
+            jobs.pool.shutdown(wait=True)
+
+
+def _layer_mesh(fill: LayerFill, work_camera: Camera, loaded: LoadedImage, options: PipelineOptions) -> LayerMesh:
+    """One layer's mesh over its fill, with UVs into its texture at the photo's resolution."""
+    camera = work_camera.extended(fill.border)
+    mesh = build_layer_mesh(fill.extent, fill.depth, camera, options.geometry.max_triangles)
+    texture = texture_border(fill.border, loaded.work_size, loaded.source_size)
+    return rebase_uvs(mesh, fill.extent.shape, fill.border, loaded.source_size, texture)
 
 
 def compute_layers(
@@ -225,7 +257,7 @@ class _PackageTextures:
             index,
             _texture_name(index),
             size,
-            lambda: layer_rgba(loaded.source_rgb, loaded.source_alpha, layer.mask, fill),
+            lambda: clear_unseen(layer_rgba(loaded.source_rgb, loaded.source_alpha, layer.mask, fill)),
         )
 
     def add_plane(self, index: int, plane: Any) -> None:

@@ -15,6 +15,7 @@ import heapq
 import math
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import cv2
@@ -198,22 +199,7 @@ def superpixel_labels(
     inverse = (inverse - inverse.min()) / span if span > 0 else np.zeros_like(inverse)
     features = np.dstack([lab, inverse * depth_weight]).astype(np.float32)
     superpixel_size = depth.size / max(1, int(n_segments))
-    # slic rescales its input to 0..1 by the global range: scale compactness the same way so it stays in
-    # Lab units.
-    feature_range = max(float(features.max() - features.min()), 1e-6)
-    superpixels = run_cancellable(
-        lambda: slic(
-            features,
-            n_segments=max(1, int(n_segments)),
-            compactness=compactness / feature_range,
-            max_num_iter=10,
-            convert2lab=False,
-            channel_axis=-1,
-            start_label=0,
-            enforce_connectivity=True,
-        ),
-        check,
-    )
+    superpixels = run_cancellable(lambda: tiled_slic(features, max(1, int(n_segments)), compactness), check)
     superpixels = _split_at_depth_steps(superpixels, log_depth, depth_step)
     if superpixels.max() + 1 > MAX_REGIONS_PER_SUPERPIXEL * n_segments:
         # Noisy depth shatters the cut into tens of thousands of crumbs that would swamp the region merge:
@@ -233,6 +219,59 @@ def superpixel_labels(
         sliver_size=sliver_superpixels * superpixel_size,
         check=check,
     )
+
+
+SLIC_TILES = 2
+"""SLIC runs on this many bands of the image at once (one call each on its own thread: the call releases the
+GIL). A fixed count, not the machine's cores, so a photo gives the same package everywhere."""
+SLIC_MIN_TILE_STEPS = 4
+"""A band at least this many superpixel widths across; smaller images run whole."""
+
+
+def tiled_slic(features: np.ndarray, n_segments: int, compactness: float) -> np.ndarray:
+    """SLIC superpixels (int labels from 0) of ``features`` (h, w, c), cut into ``SLIC_TILES`` bands across its
+    long side that run in parallel, each with its share of ``n_segments``; ``compactness`` is in the features'
+    own units.
+
+    SLIC only looks two superpixel widths around a centre, so a band gives the superpixels a whole run gives
+    except along the cut, where they end at the band's edge; the region merge that follows joins them across
+    it where the colour and depth agree, as it joins any two superpixels.
+    """
+    h, w = features.shape[:2]
+    step = math.sqrt(h * w / n_segments)
+    long_side = max(h, w)
+    tiles = SLIC_TILES if long_side >= SLIC_TILES * SLIC_MIN_TILE_STEPS * step else 1
+    cuts = [round(long_side * k / tiles) for k in range(tiles + 1)]
+    spans = [slice(a, b) for a, b in zip(cuts, cuts[1:], strict=False)]
+    bands = [(span, slice(None)) if h >= w else (slice(None), span) for span in spans]
+
+    def one(band: tuple[slice, slice]) -> np.ndarray:
+        part = features[band]
+        share = max(1, round(n_segments * part.shape[0] * part.shape[1] / (h * w)))
+        # slic rescales its input to 0..1 by the input's own range: compactness scaled the same way weighs
+        # space against colour as in the features' units, so every band (and a whole run) agrees.
+        feature_range = max(float(part.max() - part.min()), 1e-6)
+        return slic(
+            part,
+            n_segments=share,
+            compactness=compactness / feature_range,
+            max_num_iter=10,
+            convert2lab=False,
+            channel_axis=-1,
+            start_label=0,
+            enforce_connectivity=True,
+        )
+
+    if tiles == 1:
+        return one(bands[0])
+    with ThreadPoolExecutor(max_workers=tiles, thread_name_prefix="photo3d-slic") as pool:
+        parts = list(pool.map(one, bands))
+    labels = np.empty((h, w), np.int64)
+    offset = 0
+    for band, part in zip(bands, parts, strict=True):
+        labels[band] = part + offset
+        offset += int(part.max()) + 1
+    return labels
 
 
 def run_cancellable(work: Callable[[], T], check: Callable[[], None], poll_s: float = 0.05) -> T:

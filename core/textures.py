@@ -118,6 +118,34 @@ def layer_rgba(photo: np.ndarray, photo_alpha: np.ndarray | None, observed: np.n
     return rgba
 
 
+UNSEEN_MARGIN = 32
+"""Texels at least this far from every texel with coverage are never sampled, down to mipmap level 5."""
+
+
+def clear_unseen(rgba: np.ndarray, margin: int = UNSEEN_MARGIN) -> np.ndarray:
+    """Zero the colour of transparent texels ``margin`` pixels or more from any covered one (uint8 RGBA, in
+    place and returned).
+
+    A foreground layer's texture is mostly transparent, yet keeps the photo's colours there; no mesh reaches
+    them and no texture tap near the mesh does either, and as zeros they encode as long runs, about twice as
+    fast and a third the size (``png_chunks``). Works on blocks of ``margin / 2`` pixels: a block is kept when
+    it or one of the two blocks around it on each side holds coverage, so every cleared texel is at least
+    ``margin`` from coverage.
+    """
+    block = max(1, margin // 2)
+    h, w = rgba.shape[:2]
+    rows, cols = -(-h // block), -(-w // block)
+    covered = np.zeros((rows * block, cols * block), bool)
+    covered[:h, :w] = rgba[..., 3] > 0
+    blocks = covered.reshape(rows, block, cols, block).any(axis=(1, 3)).astype(np.uint8)
+    keep = cv2.dilate(blocks, np.ones((5, 5), np.uint8)) > 0
+    if keep.all():
+        return rgba
+    clear = np.repeat(np.repeat(~keep, block, axis=0), block, axis=1)[:h, :w]
+    rgba[clear] = 0
+    return rgba
+
+
 def bleed_colour(rgba: np.ndarray) -> np.ndarray:
     """Copy the nearest visible colour into fully transparent texels (uint8 RGBA, in place and returned).
 
@@ -139,19 +167,20 @@ _UP_FILTER = 2
 
 def png_chunks(image: np.ndarray) -> Iterator[tuple[bytes, bytes]]:
     """The chunks ``(type, data)`` of an 8-bit RGBA (colour type 6) or RGB (2) PNG of ``image``, made strip by
-    strip: every row is Up-filtered and the zlib stream is Huffman-coded only (``Z_HUFFMAN_ONLY``).
+    strip: every row is Up-filtered and the zlib stream is run-length coded (``Z_RLE``).
 
     Up costs one subtraction and, on photos, compresses almost as well as libpng's adaptive filters;
-    Huffman-only coding is the fastest zlib mode that still compresses (Up-filtered photo rows have few
-    long matches for LZ77 to find). Together about half of OpenCV's time at level 1 with run-length coding,
-    for files about a quarter larger. Non-interlaced, one IDAT chunk per strip of ``STRIP_ROWS`` rows.
+    run-length coding finds the only matches Up-filtered photo rows have many of (runs of equal bytes: flat
+    colour, and the cleared transparent parts of a layer, ``clear_unseen``), and is the fastest zlib mode on
+    them: on the 1080p benchmark's textures 10-40 % faster than Huffman-only coding, for files 15-45 % smaller.
+    Non-interlaced, one IDAT chunk per strip of ``STRIP_ROWS`` rows.
     """
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4):
         raise ValueError(f"write_png takes (h, w, 3|4) uint8, got {image.dtype} {image.shape}")
     height, width, channels = image.shape
     rows = np.ascontiguousarray(image).reshape(height, width * channels)
     yield b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 6 if channels == 4 else 2, 0, 0, 0)
-    deflate = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_HUFFMAN_ONLY)
+    deflate = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
     filtered = np.empty((min(STRIP_ROWS, height), width * channels + 1), np.uint8)  # reused for every strip
     filtered[:, 0] = _UP_FILTER
     for strip in _strips(height):

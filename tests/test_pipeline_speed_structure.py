@@ -1,7 +1,7 @@
 """The pipeline's speed structure (issue 11): textures encoded by our PNG writer on helper threads while the
-later stages run, a bounded number of them alive, nothing left behind by a cancel or a failed write; SLIC on
-half the pixels; Telea at full resolution only near what is needed. No timing is asserted: only what makes
-it fast."""
+later stages run, a bounded number of them alive, nothing left behind by a cancel or a failed write; the
+unseen parts of a texture cleared; meshes built while the next layers are filled; SLIC in two bands at once;
+Telea at full resolution only near what is needed. No timing is asserted: only what makes it fast."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from core.package import read_package
 from core.package.writer import staged_package
 from core.png_check import check_complete, read_header
 from core.progress import CancelToken, Progress
-from core.textures import STRIP_ROWS, TextureJobs, png_chunks, write_png
+from core.textures import STRIP_ROWS, UNSEEN_MARGIN, TextureJobs, clear_unseen, png_chunks, write_png
 from tests.scenes import square_scene
 
 WAIT_S = 30.0
@@ -54,7 +54,8 @@ def _nothing_left(folder: Path, *keep: str) -> None:
 
 
 def _no_helpers_alive() -> bool:
-    return not [t for t in threading.enumerate() if t.name.startswith(("photo3d-texture", "photo3d-inpaint"))]
+    helpers = ("photo3d-texture", "photo3d-inpaint", "photo3d-mesh", "photo3d-slic")
+    return not [t for t in threading.enumerate() if t.name.startswith(helpers)]
 
 
 # -- the PNG writer -----------------------------------------------------------------------------------------
@@ -290,9 +291,11 @@ def test_publish_inflates_every_texture_not_checked_by_its_helper(tmp_path):
 
 
 # -- fewer full-resolution passes -------------------------------------------------------------------------------
-def test_slic_sees_every_pixel_of_a_large_image(monkeypatch):
+@pytest.mark.parametrize(("h", "w"), [(240, 321), (321, 240)])
+def test_slic_sees_every_pixel_in_two_bands_across_the_long_side(monkeypatch, h, w):
     """SLIC at half resolution saved 0.1-0.15 s at 1080p but cost Motorcycle's novel view 0.38 dB (overlap)
-    and 0.28 dB (disoccluded): colour edges moved by up to two pixels. It runs on the full image."""
+    and 0.28 dB (disoccluded): colour edges moved by up to two pixels. It runs on every pixel, in two bands
+    at once."""
     import core.segment as segment
 
     seen = []
@@ -303,14 +306,134 @@ def test_slic_sees_every_pixel_of_a_large_image(monkeypatch):
         return real_slic(image, **kwargs)
 
     monkeypatch.setattr(segment, "slic", spy)
-    scene = square_scene(h=240, w=321)
+    scene = square_scene(h=h, w=w)
     labels = segment.superpixel_labels(scene.rgb.astype(np.float32) / 255, scene.depth, 100)
-    assert seen == [(240, 321, 4)]
-    assert labels.shape == (240, 321)
+    assert sorted(seen) == sorted(
+        [(h, w // 2, 4), (h, w - w // 2, 4)] if w > h else [(h // 2, w, 4), (h - h // 2, w, 4)]
+    )
+    assert labels.shape == (h, w)
     # The depth step stays exact to the pixel: no label straddles the square's edge.
     for value in np.unique(labels):
         inside = scene.square[labels == value].mean()
         assert inside in (0.0, 1.0)
+
+
+def test_a_slic_band_does_not_depend_on_the_other_band():
+    """Each band is cut as if alone, with compactness in the features' own units: a far wider range of values
+    in one band (slic rescales its input by its range) leaves the other band's superpixels as they were."""
+    from core.segment import tiled_slic
+
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:96, 0:200]
+    features = np.dstack([50 + 20 * np.sin(xx / 9.0), 10 * np.cos(yy / 7.0), rng.normal(0, 2, (96, 200))])
+    features = features.astype(np.float32)
+    louder = features.copy()
+    louder[:, 100:] *= 5.0
+    left, left_louder = tiled_slic(features, 40, 10.0)[:, :100], tiled_slic(louder, 40, 10.0)[:, :100]
+    assert np.array_equal(left, left_louder)
+    labels = tiled_slic(features, 40, 10.0)
+    assert set(np.unique(labels[:, :100])).isdisjoint(np.unique(labels[:, 100:]))  # one numbering for both
+
+
+def test_a_small_image_runs_slic_whole(monkeypatch):
+    import core.segment as segment
+
+    seen = []
+    real_slic = segment.slic
+    monkeypatch.setattr(segment, "slic", lambda image, **kw: seen.append(image.shape) or real_slic(image, **kw))
+    segment.tiled_slic(np.zeros((20, 30, 3), np.float32), 4, 10.0)  # bands would be under 4 superpixels across
+    assert seen == [(20, 30, 3)]
+
+
+# -- the unseen parts of a texture --------------------------------------------------------------------------
+def test_clear_unseen_zeroes_only_texels_far_from_every_covered_one():
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(1, 256, (150, 230, 4)).astype(np.uint8)
+    rgba[..., 3] = 0
+    rgba[40:60, 50:70, 3] = 255
+    rgba[120, 200, 3] = 1  # one faint texel counts as coverage
+    before = rgba.copy()
+    cleared = clear_unseen(rgba)
+    assert cleared is rgba
+    zeroed = (rgba[..., :3] == 0).all(axis=-1)
+    covered = before[..., 3] > 0
+    distance = cv2.distanceTransform((~covered).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    assert distance[zeroed].min() >= UNSEEN_MARGIN
+    assert np.array_equal(rgba[~zeroed], before[~zeroed])  # the rest untouched, alpha everywhere
+    assert np.array_equal(rgba[..., 3], before[..., 3])
+    assert zeroed.mean() > 0.5  # most of this texture is far from its coverage
+    assert not zeroed[distance < UNSEEN_MARGIN].any()
+
+
+def test_clear_unseen_keeps_a_fully_covered_texture_and_clears_an_empty_one():
+    opaque = np.full((40, 50, 4), 200, np.uint8)
+    assert np.array_equal(clear_unseen(opaque.copy()), opaque)
+    empty = np.full((40, 50, 4), 200, np.uint8)
+    empty[..., 3] = 0
+    assert not clear_unseen(empty)[..., :3].any()
+
+
+def test_package_textures_are_cleared_far_from_their_layers(tmp_path):
+    image, depth = _three_depth_scene(tmp_path / "in", h=240, w=320)
+    result = pipeline.convert_image(image, tmp_path / "pkg", _options(depth))
+    package = read_package(result.package_path)
+    front = np.asarray(Image.open(package.path_of(package.layers[-1].texture)))
+    covered = front[..., 3] > 0
+    far = cv2.distanceTransform((~covered).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) >= 2 * UNSEEN_MARGIN
+    assert far.any() and not front[far][:, :3].any()
+    near = ~covered & ~far
+    assert front[near][:, :3].any()  # the photo's colours stay where a tap may reach
+
+
+# -- meshes while the fills go on ---------------------------------------------------------------------------
+def test_meshes_are_built_while_the_next_layers_are_filled(tmp_path, monkeypatch):
+    import core.inpaint as inpaint
+
+    image, depth = _three_depth_scene(tmp_path / "in")
+    first_mesh = threading.Event()
+    fills_seen_after_mesh: list[int] = []
+    real_mesh, real_layer_disparity = pipeline.build_layer_mesh, inpaint._layer_disparity
+    calls = {"fills": 0}
+
+    def mesh(*args, **kwargs):
+        first_mesh.set()
+        return real_mesh(*args, **kwargs)
+
+    def layer_disparity(*args, **kwargs):
+        calls["fills"] += 1
+        if calls["fills"] == 3:  # the last layer's fill waits for the first layer's mesh
+            assert first_mesh.wait(WAIT_S), "no mesh was built while the layers were being filled"
+            fills_seen_after_mesh.append(calls["fills"])
+        return real_layer_disparity(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "build_layer_mesh", mesh)
+    monkeypatch.setattr(inpaint, "_layer_disparity", layer_disparity)
+    options = _options(depth)
+    scene = pipeline.compute_layers(image, options)
+    assert fills_seen_after_mesh == [3]
+    # The helper's meshes are the ones built in order, layer by layer, from the same fills.
+    camera = scene.loaded.camera.scaled(*scene.loaded.work_size[::-1])
+    for fill, built in zip(scene.fills, scene.meshes, strict=True):
+        again = pipeline._layer_mesh(fill, camera, scene.loaded, options)
+        assert np.array_equal(again.vertices, built.vertices) and np.array_equal(again.faces, built.faces)
+    assert _no_helpers_alive()
+
+
+def test_a_cancel_while_meshes_are_built_leaves_no_helper(tmp_path, monkeypatch):
+    image, depth = _three_depth_scene(tmp_path / "in")
+    token = CancelToken()
+    real_mesh = pipeline.build_layer_mesh
+
+    def mesh(*args, **kwargs):
+        token.cancel()
+        return real_mesh(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "build_layer_mesh", mesh)
+    with pytest.raises(Cancelled):
+        pipeline.convert_image(image, tmp_path / "pkg", _options(depth), Progress(cancel_token=token))
+    assert not (tmp_path / "pkg").exists()
+    _nothing_left(tmp_path, "in")
+    assert _no_helpers_alive()
 
 
 def test_telea_fills_at_full_resolution_only_near_the_needed_pixels_and_gives_the_same_colours(monkeypatch):
