@@ -15,7 +15,7 @@ import traceback
 from typing import Any
 
 from . import __version__
-from .errors import EXIT_CODES, InputError, Photo3DError, SignalReceived
+from .errors import EXIT_CODES, EXIT_OUT_OF_MEMORY, InputError, Photo3DError, SignalReceived
 from .export.cli import add_export_parser, run_export
 from .models.manager_cli import add_models_parser, run_models
 from .options import LIMITS, PipelineOptions, default_of, describe
@@ -367,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except MemoryError:
         print("photo3d: error: out of memory; try a smaller --work-size", file=sys.stderr)
-        return 1
+        return EXIT_OUT_OF_MEMORY
     except Exception:
         traceback.print_exc()
         print("photo3d: internal error (a bug): please report it with the trace above", file=sys.stderr)

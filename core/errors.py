@@ -89,6 +89,8 @@ EXIT_WORKER = 6
 EXIT_RENDER = 7
 EXIT_DOWNLOAD = DownloadError.exit_code
 EXIT_EXPORT = ExportError.exit_code
+EXIT_PARTIAL = 10
+EXIT_OUT_OF_MEMORY = 11
 EXIT_CANCELLED = Cancelled.exit_code
 EXIT_CODES = {
     EXIT_OK: "success",
@@ -101,6 +103,8 @@ EXIT_CODES = {
     EXIT_RENDER: "rendering failed (batch)",
     EXIT_DOWNLOAD: "a model download failed (network, checksum or disk; downloads resume when run again)",
     EXIT_EXPORT: "a comp export cannot be made (camera spec, format or exporter library)",
+    EXIT_PARTIAL: "partly done: some items succeeded, others failed (the summary lists which; run again to retry)",
+    EXIT_OUT_OF_MEMORY: "out of memory (CPU or GPU): retry on a bigger machine or with a smaller --work-size",
     129: "stopped by SIGHUP (nothing written)",
     EXIT_CANCELLED: "cancelled (Ctrl-C)",
     143: "stopped by SIGTERM (nothing written)",
@@ -108,3 +112,23 @@ EXIT_CODES = {
 _EVENT_ERRORS = (InputError, ModelError, DownloadError, OutputError, PackageError, ExportError)
 EXIT_FOR_ERROR_CODE = {cls.code: cls.exit_code for cls in _EVENT_ERRORS}
 """The worker's error codes (its ``error`` events) as exit codes; any other failure is ``EXIT_WORKER``."""
+
+# What a farm should do with a failed task, by exit code: "permanent" failures come back the same however often
+# they are retried (the input or the settings are wrong, a bug in Photo3D, a user's Ctrl-C), "retryable" ones may
+# not (a worker that crashed, a full disk, memory, the network, a stop by the farm), "partial" means some items
+# are done and a retry with --resume redoes only the others.
+PERMANENT_EXITS = frozenset(
+    {EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_MISSING_MODEL, EXIT_BAD_PACKAGE, EXIT_EXPORT, EXIT_CANCELLED}
+)
+
+
+def failure_class(exit_code: int) -> str:
+    """``ok``, ``permanent``, ``retryable`` or ``partial`` for an exit code; every code not known to be
+    permanent is retryable (a signal's 128 + n too: the farm stopped the task, the input is not at fault)."""
+    if exit_code == EXIT_OK:
+        return "ok"
+    if exit_code == EXIT_PARTIAL:
+        return "partial"
+    if exit_code in PERMANENT_EXITS:
+        return "permanent"
+    return "retryable"

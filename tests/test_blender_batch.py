@@ -174,7 +174,8 @@ def test_export_writes_a_comp_package_next_to_the_outputs(package, tmp_path):
     assert f"photo3d: pkg: comp package {comp} (usd, gltf, chan)" in run.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert [(r["status"], r["exit_code"], r["outputs"]) for r in summary] == [("ok", 0, [str(comp)])]
-    assert sorted(p.name for p in out.iterdir()) == ["motorcycle_comp", "summary.json"]  # no video, no .blend
+    assert sorted(p.name for p in out.iterdir()) == ["items", "motorcycle_comp", "summary.json"]  # no video, no .blend
+    assert sorted(p.name for p in (out / "items").iterdir()) == ["motorcycle.json", "motorcycle.log"]
 
 
 def test_export_renders_exr_frames_with_a_line_per_frame(package, tmp_path):
@@ -222,7 +223,8 @@ def test_export_into_a_users_folder_fails_with_4_and_leaves_it(package, tmp_path
     assert run.returncode == 4, run.stdout + run.stderr
     assert "not a Photo3D comp package" in run.stdout, run.stdout
     assert [p.name for p in comp.iterdir()] == ["notes.txt"] and (comp / "notes.txt").read_text() == "mine"
-    assert sorted(p.name for p in out.iterdir()) == ["motorcycle_comp", "summary.json"]  # no staging left
+    assert sorted(p.name for p in out.iterdir()) == ["items", "motorcycle_comp", "summary.json"]  # no staging left
+    assert [p.name for p in (out / "items").iterdir()] == ["motorcycle.log"]  # a log, no record: not done
     summary = json.loads((out / "summary.json").read_text())
     assert [(r["status"], r["exit_code"], r["outputs"]) for r in summary] == [("failed", 4, [])]
 
@@ -256,7 +258,8 @@ def test_a_stop_right_after_the_export_removes_the_comp_package_it_wrote(package
         capture_output=True, text=True, timeout=300, env=dict(os.environ, **NO_WORKER), cwd=ROOT,
     )  # fmt: skip
     assert run.returncode == 143, run.stdout + run.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["items", "summary.json"]
+    assert [p.name for p in (out / "items").iterdir()] == ["motorcycle.log"]  # a log, no record: not done
     summary = json.loads((out / "summary.json").read_text())
     assert [(r["status"], r["exit_code"], r["outputs"]) for r in summary] == [("cancelled", 143, [])]
 
@@ -314,8 +317,8 @@ def test_a_signal_mid_batch_stops_it_cleanly(photos, tmp_path, signame, code):
     assert time.monotonic() - started < 30
     time.sleep(0.5)
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()], "the worker outlived the batch"
-    leftovers = sorted(p.name for p in out.rglob("*") if p.name != "summary.json")
-    assert leftovers in ([], ["packages"]), leftovers
+    leftovers = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.name != "summary.json")
+    assert leftovers in (["items", "items/motorcycle.log"], ["items", "items/motorcycle.log", "packages"]), leftovers
     summary = json.loads((out / "summary.json").read_text())
     assert [(r["status"], r["exit_code"]) for r in summary] == [("cancelled", code)]
     assert f"stopped (exit {code})" in text

@@ -114,7 +114,7 @@ def test_zip_holds_the_add_on_and_core_but_no_dev_files(zips):
         assert {f"core/{p.name}" for p in (ROOT / "core").glob("*.py")} <= set(names)
         for name in names:
             top = name.split("/", 1)[0]
-            assert top not in {"tests", "scripts", "requirements", "out", "dist", "examples", "docs"}, name
+            assert top not in {"tests", "scripts", "requirements", "out", "dist", "examples", "docs", "farm"}, name
             # wheels/ holds the bundled wheels only (its README stays out).
             assert top != "wheels" or (name.endswith(".whl") and name.count("/") == 1), name
             assert not top.startswith("."), name

@@ -32,6 +32,7 @@ from ...core.errors import (
     EXIT_FOR_ERROR_CODE,
     EXIT_INTERNAL,
     EXIT_OK,
+    EXIT_OUT_OF_MEMORY,
     EXIT_OUTPUT,
     EXIT_RENDER,
     EXIT_WORKER,
@@ -39,8 +40,21 @@ from ...core.errors import (
     OutputError,
     PackageError,
     SignalReceived,
+    failure_class,
 )
 from ...core.export.comp import parse_formats
+from ...core.farm.frames import parse_frame_range
+from ...core.farm.records import (
+    ItemLedger,
+    ItemLog,
+    ItemRecord,
+    file_sha256,
+    item_name,
+    job_exit_code,
+    progress_line,
+    settings_sha256,
+    versions,
+)
 from ...core.options import LIMITS as OPTION_LIMITS
 from ...core.options import MAX_TEXT_CHARS, format_number
 from ...core.package import read_package
@@ -92,6 +106,11 @@ class PhotoResult:
     message: str = ""
     outputs: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    name: str = ""
+    """The item's name: its records and log are ``items/<name>.json`` and ``.log``."""
+    log: str = ""
+    failure: str = ""
+    """For a failed item: ``permanent`` or ``retryable`` (``core.errors.failure_class``)."""
 
 
 class PhotoFailed(Exception):
@@ -121,7 +140,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", choices=OUTPUTS, help=f"MP4 video or PNG frames (default {RENDER.output})")
     parser.add_argument("--resolution", choices=list(RESOLUTIONS), help=f"output size (default {RENDER.resolution})")
     parser.add_argument("--fps", type=int, choices=FRAME_RATES, help=f"frame rate (default {RENDER.fps})")
-    parser.add_argument("--frames", type=int, help=f"number of frames (default {PATH_DEFAULTS.duration_frames})")
+    parser.add_argument(
+        "--frames",
+        type=_frames_arg,
+        help=f"number of frames of the shot (default {PATH_DEFAULTS.duration_frames}), or FIRST-LAST to render only "
+        "those frames of it (a farm's chunk: PNG frames, no .blend; the shot's length is --shot-frames)",
+    )
+    parser.add_argument(
+        "--shot-frames",
+        type=int,
+        help=f"the shot's length when --frames is a range (default {PATH_DEFAULTS.duration_frames})",
+    )
     parser.add_argument("--quality", choices=list(QUALITY), help=f"render quality (default {RENDER.quality})")
     parser.add_argument("--samples", type=int, help="Eevee samples, overriding the quality's")
     parser.add_argument(
@@ -161,7 +190,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--worker-python", help="Python with the worker's packages (default: found as in Blender)")
     parser.add_argument("--models-dir", help="folder of model weights")
     parser.add_argument("--device", choices=DEVICES)
+    parser.add_argument(
+        "--package-out",
+        metavar="DIR",
+        help="write the one photo's package to DIR (default: OUT/packages/<photo>-<hash>); with --no-video and "
+        "--no-blend the batch only converts",
+    )
+    parser.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="skip every item already done with the same input, settings and versions (items/<name>.json)",
+    )
+    parser.add_argument("--force", action="store_true", default=None, help="redo every item, even with --resume")
+    parser.add_argument(
+        "--progress",
+        choices=PROGRESS_FORMATS,
+        help="text lines (default) or one JSON object per line ('photo3d-progress {...}') for a farm to parse",
+    )
     return parser
+
+
+def _frames_arg(text: str) -> int | str:
+    """--frames: a count, or a FIRST-LAST range checked with the other settings."""
+    return int(text) if text.strip().isdigit() else text
 
 
 DEFAULTS: dict[str, Any] = {
@@ -192,6 +244,11 @@ DEFAULTS: dict[str, Any] = {
     "device": IMPORT.device,
     "photos": [],
     "packages": [],
+    "shot_frames": None,
+    "package_out": None,
+    "resume": False,
+    "force": False,
+    "progress": "text",
 }
 """The batch's settings when nothing is given: the add-on's defaults (``importing.choices``, ``motion.paths``,
 ``render.settings``), never numbers of its own."""
@@ -200,7 +257,7 @@ DEFAULTS: dict[str, Any] = {
 @dataclass(frozen=True)
 class Rule:
     """What one setting accepts: ``kind`` is bool, int, float, text, choice, texts (a list of text), formats (the
-    comp export's comma-separated formats) or list."""
+    comp export's comma-separated formats), frames (a count, or a FIRST-LAST text) or list."""
 
     kind: str
     low: float = 0.0
@@ -210,6 +267,7 @@ class Rule:
     """None is accepted too (it means the default behaviour, e.g. the safe amplitude)."""
 
 
+PROGRESS_FORMATS = ("text", "json")
 MAX_SETTINGS_BYTES = 1_000_000
 """A settings file holds a few dozen keys; anything much bigger is not one."""
 MAX_FRAMES = 14_400
@@ -226,7 +284,7 @@ SETTING_RULES: dict[str, Rule] = {
     "output": Rule("choice", choices=OUTPUTS),
     "resolution": Rule("choice", choices=tuple(RESOLUTIONS)),
     "fps": Rule("choice", choices=FRAME_RATES),
-    "frames": Rule("int", 1, MAX_FRAMES),
+    "frames": Rule("frames", 1, MAX_FRAMES),
     "quality": Rule("choice", choices=tuple(QUALITY)),
     "samples": Rule("int", 1, MAX_SAMPLES, optional=True),
     "motion_blur": Rule("bool"),
@@ -251,6 +309,11 @@ SETTING_RULES: dict[str, Rule] = {
     "device": Rule("choice", choices=DEVICES),
     "photos": Rule("texts"),
     "packages": Rule("texts"),
+    "shot_frames": Rule("int", 1, MAX_FRAMES, optional=True),
+    "package_out": Rule("text", optional=True),
+    "resume": Rule("bool"),
+    "force": Rule("bool"),
+    "progress": Rule("choice", choices=PROGRESS_FORMATS),
 }
 if set(SETTING_RULES) != set(DEFAULTS):  # a setting without a rule would pass unchecked
     raise TypeError(f"batch settings without a rule: {sorted(set(DEFAULTS) ^ set(SETTING_RULES))}")
@@ -270,6 +333,8 @@ def _describe(rule: Rule) -> str:
         text = f"a list of paths of at most {MAX_TEXT_CHARS} characters without NUL"
     elif rule.kind == "formats":
         text = f"a text of comma-separated export formats ({', '.join(comp_export.FORMATS)})"
+    elif rule.kind == "frames":
+        text = f"an integer in 1..{MAX_FRAMES} or a range FIRST-LAST of the shot's frames"
     else:
         text = "a list"
     return text + (" or null" if rule.optional else "")
@@ -291,6 +356,9 @@ def _checked(rule: Rule, value: Any) -> tuple[Any, bool]:
         return value, isinstance(value, bool)
     if rule.kind == "int":
         return value, number and isinstance(value, int) and rule.low <= value <= rule.high
+    if rule.kind == "frames":  # a range's own bounds are checked against the shot in check_settings
+        count = number and isinstance(value, int) and rule.low <= value <= rule.high
+        return value, count or (_is_text(value) and "-" in value)
     if rule.kind == "float":
         # An int is compared before float(): float() of a 400-digit integer overflows.
         ok = number and (isinstance(value, int) or math.isfinite(value)) and rule.low <= value <= rule.high
@@ -320,8 +388,9 @@ def check_settings(settings: dict[str, Any], origin: dict[str, str]) -> None:
     if settings["focal_px"] and settings["focal_px"] < _FOCAL.low:
         limits = f"0 (from EXIF) or {format_number(_FOCAL.low)}..{format_number(_FOCAL.high)}"
         raise PhotoFailed(EXIT_BAD_INPUT, f"setting focal_px ({origin.get('focal_px')}) must be {limits}")
+    _check_farm_settings(settings, origin)
     if settings["path"] != "NONE":
-        if settings["frames"] < 2:
+        if shot_frames(settings) < 2:
             where = origin.get("frames", "default")
             message = f"setting frames ({where}) must be at least 2 for the camera path {settings['path']}"
             raise PhotoFailed(EXIT_BAD_INPUT, message)
@@ -338,6 +407,47 @@ def check_settings(settings: dict[str, Any], origin: dict[str, str]) -> None:
             parse_formats(settings["export"], comp_export.FORMATS)
         except ExportError as exc:
             raise PhotoFailed(EXIT_EXPORT, f"setting export ({origin.get('export', 'default')}): {exc}") from exc
+
+
+def shot_frames(settings: dict[str, Any]) -> int:
+    """The shot's length: --frames as a count, or --shot-frames when --frames is a range."""
+    if isinstance(settings["frames"], int):
+        return settings["frames"]
+    return settings["shot_frames"] or PATH_DEFAULTS.duration_frames
+
+
+def frame_chunk(settings: dict[str, Any]) -> tuple[int, int] | None:
+    """The frames to render when --frames is a range (checked by ``check_settings``), else None: all of them."""
+    if isinstance(settings["frames"], int):
+        return None
+    return parse_frame_range(settings["frames"], shot_frames(settings))
+
+
+def _check_farm_settings(settings: dict[str, Any], origin: dict[str, str]) -> None:
+    """A chunk of frames renders PNG frames only (a shot's video, .blend and comp package are made once, not
+    per chunk); --package-out names one photo's package."""
+
+    def refuse(key: str, text: str) -> None:
+        raise PhotoFailed(EXIT_BAD_INPUT, f"setting {key} ({origin.get(key, 'default')}): {text}")
+
+    if not isinstance(settings["frames"], int):
+        try:
+            parse_frame_range(settings["frames"], shot_frames(settings))
+        except ValueError as exc:
+            refuse("frames", str(exc))
+        if settings["output"] != "PNG":
+            if "output" in origin:
+                refuse("output", "a frame range renders PNG frames (--output PNG); the video is encoded from them")
+            settings["output"] = "PNG"
+        for key, off in (("blend", False), ("export", None)):
+            if settings[key] not in (False, None):
+                if key in origin:
+                    refuse(key, "a frame range renders frames only; save the .blend or export with the whole shot")
+                settings[key] = off
+    elif settings["shot_frames"] is not None and settings["shot_frames"] != settings["frames"]:
+        refuse("shot_frames", "is the shot's length when --frames is a range FIRST-LAST")
+    if settings["package_out"] and (len(settings["photos"]) != 1 or settings["packages"]):
+        refuse("package_out", "names the package of exactly one photo")
 
 
 def _flag(key: str) -> str:
@@ -387,8 +497,29 @@ def _depth_for(photo: Path, depth: str | None) -> str:
     return str(depth_path)
 
 
-def _say(text: str) -> None:
-    print(f"photo3d: {text}", flush=True)
+class _Reporter:
+    """Where the batch's lines go: stdout as text (``photo3d: ...``) or as JSON progress lines (``--progress
+    json``), and the item's own log while an item runs."""
+
+    def __init__(self) -> None:
+        self.json = False
+        self.item = ""
+        self.log: ItemLog | None = None
+
+    def say(self, text: str, event: str = "message", **fields: Any) -> None:
+        if self.json:
+            print(progress_line(event, self.item, message=text, **fields), flush=True)
+        else:
+            print(f"photo3d: {text}", flush=True)
+        if self.log is not None:
+            self.log.write(text)
+
+
+_reporter = _Reporter()
+
+
+def _say(text: str, event: str = "message", **fields: Any) -> None:
+    _reporter.say(text, event, **fields)
 
 
 def _clear_scene(scene: bpy.types.Scene) -> None:
@@ -474,7 +605,8 @@ def _convert(photo: Path, settings: dict[str, Any], out_dir: Path, python: str) 
     check_image_path(str(photo))
     launch = launch_for(python)
     options = pipeline_options(_choices_for(photo, settings))
-    service = ImportService([photo], options, out_dir / "packages", lambda: shared_worker(launch))
+    chosen = {photo: Path(settings["package_out"]).absolute()} if settings["package_out"] else {}
+    service = ImportService([photo], options, out_dir / "packages", lambda: shared_worker(launch), package_dirs=chosen)
     last = [""]
 
     def show(share: float, text: str) -> None:
@@ -505,12 +637,23 @@ def _outputs(
         raise PhotoFailed(EXIT_BAD_PACKAGE, str(exc)) from exc
     stem = photo.stem if photo is not None else (Path(package.manifest.source.path).stem or package_dir.name)
     name = photo.name if photo is not None else package_dir.name
+    if photo is not None:
+        result.outputs.append(str(package_dir))
+    if not settings["video"] and not settings["blend"] and settings["export"] is None:
+        return  # convert only (a farm's convert task): the package is the output
     _clear_scene(scene)
     imported = build_scene(package, scene, BuildSettings(photo=str(photo) if photo is not None else None))
-    scene.frame_start, scene.frame_end = 1, max(1, int(settings["frames"]))
+    scene.frame_start, scene.frame_end = 1, shot_frames(settings)
     _say(f"{name}: scene built")
     _animate(imported, settings, name)
-    written = [out_dir / f"{stem}.mp4", out_dir / f"{stem}_frames", out_dir / f"{stem}.blend"]
+    chunk = frame_chunk(settings)
+    if chunk is not None:
+        scene.frame_start, scene.frame_end = chunk  # the camera path and effects stay the whole shot's
+        _say(f"{name}: frames {chunk[0]}-{chunk[1]} of {shot_frames(settings)}")
+    if chunk is None:
+        written = [out_dir / f"{stem}.mp4", out_dir / f"{stem}_frames", out_dir / f"{stem}.blend"]
+    else:  # other chunks of the shot may be rendering into the same folder: only this chunk's frames are ours
+        written = [_frame_path(out_dir, stem, frame) for frame in range(chunk[0], chunk[1] + 1)]
     comp_dir = out_dir / f"{stem}_comp"
     try:
         if settings["video"]:
@@ -518,7 +661,8 @@ def _outputs(
             _stop.check()
         if settings["blend"]:
             blend = out_dir / f"{stem}.blend"
-            bpy.ops.wm.save_as_mainfile(filepath=str(blend), copy=True, check_existing=False)
+            with _paths_relative_to(blend.parent):
+                bpy.ops.wm.save_as_mainfile(filepath=str(blend), copy=True, check_existing=False)
             _stop.check()
             result.outputs.append(str(blend))
             _say(f"{name}: saved {blend}")
@@ -542,7 +686,7 @@ def _outputs(
             for warning in comp.warnings:
                 _say(f"{name}: warning: {warning}")
     except BaseException:
-        result.outputs = []
+        result.outputs = [str(package_dir)] if photo is not None else []  # the package is complete and kept
         for path in written:
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
@@ -550,6 +694,34 @@ def _outputs(
                 with contextlib.suppress(OSError):
                     path.unlink()
         raise
+
+
+def _frame_path(out_dir: Path, stem: str, frame: int) -> Path:
+    """Where frame ``frame`` of a PNG render goes (``_render``'s target; Blender pads the number to 4 digits)."""
+    return out_dir / f"{stem}_frames" / f"{stem}_{frame:04d}.png"
+
+
+@contextlib.contextmanager
+def _paths_relative_to(folder: Path):
+    """The render output and every image's file path relative to ``folder`` ("//...") while the block saves a
+    .blend there, so the file names no absolute path of this machine (a farm's nodes mount storage elsewhere);
+    put back afterwards, since this session has no .blend of its own for "//" to start from."""
+    render = bpy.context.scene.render
+    saved = [(render, "filepath", render.filepath)]
+    saved += [(image, "filepath", image.filepath) for image in bpy.data.images if image.filepath]
+    try:
+        for owner, attribute, path in saved:
+            if not path.startswith("//"):
+                absolute = os.path.abspath(bpy.path.abspath(path))
+                try:
+                    relative = os.path.relpath(absolute, folder)
+                except ValueError:  # another drive on Windows: it cannot be relative
+                    continue
+                setattr(owner, attribute, "//" + relative.replace(os.sep, "/"))
+        yield
+    finally:
+        for owner, attribute, path in saved:
+            setattr(owner, attribute, path)
 
 
 def _export_progress(name: str) -> Progress:
@@ -579,7 +751,7 @@ def _animate(imported: PhotoScene, settings: dict[str, Any], name: str) -> None:
             apply_preset(imported, path, scene, frame_start=1)
         except ValueError as exc:
             raise PhotoFailed(EXIT_BAD_INPUT, f"camera path {settings['path']}: {exc}") from exc
-        scene.frame_start, scene.frame_end = 1, max(1, int(settings["frames"]))
+        scene.frame_start, scene.frame_end = 1, shot_frames(settings)
         _say(f"{name}: camera path {settings['path']}")
     effects = parse_effects(settings["effects"])
     if effects:
@@ -614,6 +786,9 @@ def _one(item: str, work) -> PhotoResult:
         result.status, result.exit_code, result.message = "failed", exc.code, str(exc)
     except RenderError as exc:
         result.status, result.exit_code, result.message = "failed", EXIT_RENDER, str(exc)
+    except MemoryError:
+        message = "out of memory: retry on a machine with more memory, or with fewer layers"
+        result.status, result.exit_code, result.message = "failed", EXIT_OUT_OF_MEMORY, message
     except Exception as exc:  # a bug must cost one photo, not the batch and its summary
         traceback.print_exc()
         message = f"internal error (a bug): {type(exc).__name__}: {exc}"
@@ -645,7 +820,7 @@ def _render(scene: bpy.types.Scene, settings: dict[str, Any], out_dir: Path, ste
     _render_settings(scene, settings, target)
 
     def frame_done(frame: int, done: int, total: int) -> None:
-        _say(f"{stem}: frame {done}/{total}")
+        _say(f"{stem}: frame {done}/{total}", "frame", frame=frame, done=done, total=total)
 
     try:
         written = render_frames(scene, on_frame=frame_done, should_stop=lambda: _stop.signum is not None)
@@ -661,57 +836,157 @@ def _render(scene: bpy.types.Scene, settings: dict[str, Any], out_dir: Path, ste
 
 
 def run(argv: list[str]) -> int:
-    """The batch's entry point: 0 when every photo and package worked, else the first failure's code; a signal
-    or Ctrl-C stops it cleanly (the photo in flight cancelled, nothing half-written) with 128 + the signal."""
+    """The batch's entry point: 0 when every item worked (or was already done, with --resume), else an exit code
+    that tells a farm what to do (``core.farm.records.job_exit_code``); a signal or Ctrl-C stops it cleanly (the
+    item in flight cancelled, nothing half-written) with 128 + the signal."""
+    _reporter.json, _reporter.item, _reporter.log = False, "", None
     try:
         settings = resolve_settings(argv)
     except PhotoFailed as exc:
-        _say(f"error: {exc}")
+        _say(f"error: {exc}", "error", exit_code=exc.code)
         return exc.code
     except SystemExit as exc:  # argparse: --help or a usage error
         return int(exc.code or 0)
+    _reporter.json = settings["progress"] == "json"
     found = _worker_python(settings) if settings["photos"] else ("", Path())
     if not found:
-        _say(f"error: {missing_worker_message()}")
+        _say(f"error: {missing_worker_message()}", "error", exit_code=EXIT_WORKER)
         return EXIT_WORKER
     out_dir = Path(settings["out"]).absolute()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        _say(f"error: cannot create the output folder {out_dir}: {exc}")
+        _say(f"error: cannot create the output folder {out_dir}: {exc}", "error", exit_code=EXIT_BAD_INPUT)
         return EXIT_BAD_INPUT
     work = [("photo", Path(p).absolute()) for p in settings["photos"]]
     work += [("package", Path(p).absolute()) for p in settings["packages"]]
+    ledger = ItemLedger(out_dir)
+    made_by = versions(blender=bpy.app.version_string)
+    shape = settings_sha256({k: v for k, v in settings.items() if k not in NOT_IN_OUTPUTS})
     results: list[PhotoResult] = []
+    names: set[str] = set()
     stopped: int | None = None
     _stop.signum = None
     with _stop.installed():
         try:
             for kind, item in work:
-                _say(f"{item}: starting")
-                if kind == "photo":
-                    result = convert_one(item, settings, out_dir, str(found[1]))
-                else:
-                    result = render_package(item, settings, out_dir)
-                if result.status != "ok":
-                    _say(f"{item.name}: FAILED (exit {result.exit_code}): {result.message}")
+                result = _run_item(kind, item, settings, out_dir, str(found[1]), ledger, made_by, shape, names)
                 results.append(result)
         except (SignalReceived, KeyboardInterrupt) as exc:
             stopped = exc.exit_code if isinstance(exc, SignalReceived) else EXIT_CANCELLED
             results.append(PhotoResult(str(item), "cancelled", stopped, "stopped before it finished"))
         finally:
+            _reporter.item, _reporter.log = "", None
             stop_shared_worker()
-    ok = [r for r in results if r.status == "ok"]
-    _say(f"summary: {len(ok)} of {len(results)} {'photos' if not settings['packages'] else 'items'} succeeded")
-    for r in results:
-        detail = ", ".join(r.outputs) if r.status == "ok" else r.message
-        _say(f"  {r.status:<9} {r.photo} ({r.seconds:.1f} s): {detail}")
-    (out_dir / "summary.json").write_text(json.dumps([r.__dict__ for r in results], indent=2), encoding="utf-8")
+    _summarise(results, settings, out_dir)
     if stopped is not None:
-        _say(f"stopped (exit {stopped}): the item in flight was cancelled and left nothing behind")
+        _say(f"stopped (exit {stopped}): the item in flight was cancelled and left nothing behind", "stopped")
         return stopped
-    failed = [r for r in results if r.status != "ok"]
-    return failed[0].exit_code if failed else EXIT_OK
+    return job_exit_code([(r.status, r.exit_code) for r in results])
+
+
+NOT_IN_OUTPUTS = frozenset(
+    {"out", "photos", "packages", "resume", "force", "progress", "worker_python", "models_dir", "package_out"}
+)
+"""Settings that do not change what an item's outputs hold, so changing them does not redo an item."""
+
+
+def _input_sha256(kind: str, item: Path, settings: dict[str, Any]) -> str:
+    """What the item is made from: the photo's bytes and its depth file's, or the package's manifest (which
+    holds its photo's hash and names every file in it)."""
+    if kind == "package":
+        try:
+            return file_sha256(item / "manifest.json")
+        except OSError:
+            return ""  # not a package: reading it says why, with the invalid package's exit code
+    hashes = [file_sha256(item)]
+    if settings["depth"]:
+        hashes.append(file_sha256(_depth_for(item, settings["depth"])))
+    return "+".join(hashes)
+
+
+def _package_stem(package_dir: Path) -> str:
+    """The stem of the photo a package was made from (its outputs are named after it), else the folder's name."""
+    try:
+        data = read_json_file(str(package_dir / "manifest.json"), MAX_SETTINGS_BYTES)
+        stem = Path(str(data["source"]["path"])).stem
+    except (OSError, JSONRejected, KeyError, TypeError):
+        return package_dir.name
+    return stem or package_dir.name
+
+
+def _run_item(
+    kind: str,
+    item: Path,
+    settings: dict[str, Any],
+    out_dir: Path,
+    python: str,
+    ledger: ItemLedger,
+    made_by: dict[str, str],
+    shape: str,
+    names: set[str],
+) -> PhotoResult:
+    """One photo or package: skipped when --resume finds it done, else redone with its own log and, once every
+    output is complete, its record."""
+    name = item_name(item.stem if kind == "photo" else _package_stem(item), frame_chunk(settings))
+    _reporter.item = name
+    _say(f"{item}: starting", "start")
+    if name in names:  # its outputs would overwrite the other's
+        message = f"another item of this batch is also named {name}: rename one or give them separate --out folders"
+        return _failed(PhotoResult(str(item), "failed", EXIT_BAD_INPUT, message), item)
+    names.add(name)
+    try:
+        input_sha = _input_sha256(kind, item, settings)
+    except (OSError, PhotoFailed) as exc:
+        code = exc.code if isinstance(exc, PhotoFailed) else EXIT_BAD_INPUT
+        return _failed(PhotoResult(str(item), "failed", code, f"cannot read {item}: {exc}"), item)
+    if settings["resume"] and not settings["force"]:
+        record = ledger.finished(name, input_sha, shape, made_by)
+        if record is not None:
+            outputs = [str(out_dir / output) for output in record.outputs]
+            _say(f"{item.name}: already done ({ledger.record_path(name).name}), skipped", "skipped")
+            return PhotoResult(str(item), "skipped", EXIT_OK, "already done", outputs, 0.0, name)
+    ledger.forget(name)
+    with ItemLog(ledger.log_path(name)) as log:
+        _reporter.log = log
+        try:
+            if kind == "photo":
+                result = convert_one(item, settings, out_dir, python)
+            else:
+                result = render_package(item, settings, out_dir)
+            result.name = name
+            result.log = str(ledger.log_path(name))
+            if result.status != "ok":
+                return _failed(result, item)
+            relative = [ledger.relative(output) for output in result.outputs]
+            ledger.write(ItemRecord(name, str(item), input_sha, shape, made_by, relative, round(result.seconds, 3)))
+            _say(f"{item.name}: done in {result.seconds:.1f} s", "done", outputs=relative)
+            return result
+        finally:
+            _reporter.log = None
+
+
+def _failed(result: PhotoResult, item: Path) -> PhotoResult:
+    result.failure = failure_class(result.exit_code)
+    _say(f"{item.name}: FAILED (exit {result.exit_code}, {result.failure}): {result.message}", "failed",
+         exit_code=result.exit_code, failure=result.failure)  # fmt: skip
+    return result
+
+
+def _summarise(results: list[PhotoResult], settings: dict[str, Any], out_dir: Path) -> None:
+    """The job's summary: printed, and in ``summary.json`` (one entry per item, in order)."""
+    ok = [r for r in results if r.status in ("ok", "skipped")]
+    skipped = sum(r.status == "skipped" for r in results)
+    noun = "photos" if not settings["packages"] else "items"
+    _say(f"summary: {len(ok)} of {len(results)} {noun} succeeded", "summary",
+         done=len(ok) - skipped, skipped=skipped, failed=len(results) - len(ok))  # fmt: skip
+    for r in results:
+        detail = ", ".join(r.outputs) if r.status in ("ok", "skipped") else r.message
+        _say(f"  {r.status:<9} {r.photo} ({r.seconds:.1f} s): {detail}", "item", status=r.status)
+    # Atomic: the chunks of a shot rendered at once on a farm each write the summary of their own run.
+    temporary = out_dir / f".summary.json.{os.getpid()}.tmp"
+    temporary.write_text(json.dumps([r.__dict__ for r in results], indent=2), encoding="utf-8")
+    os.replace(temporary, out_dir / "summary.json")
 
 
 def _worker_python(settings: dict[str, Any]) -> tuple[str, Path] | None:

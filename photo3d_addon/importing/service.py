@@ -7,7 +7,7 @@ photos after it, and a worker that died on one is replaced for the next.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,9 @@ class ImportService:
     connect: Callable[[], WorkerClient]
     """The worker to use (``shared_worker`` bound to the worker's Python); called again after a crash."""
     on_result: Callable[[PhotoOutcome], None] = lambda outcome: None
+    package_dirs: Mapping[Path, Path] = field(default_factory=dict)
+    """A package folder of the caller's choosing per image (the batch's ``--package-out``); the others get
+    ``package_dir_for`` in ``packages_root``."""
     outcomes: list[PhotoOutcome] = field(default_factory=list)
     job: ImportJob | None = None
     cancelled: bool = False
@@ -99,7 +102,8 @@ class ImportService:
             try:
                 if self._client is None or not self._client.alive:
                     self._client = self.connect()
-                job = ImportJob(self._client, str(image), str(package_dir_for(image, self.packages_root)), self.options)
+                package = self.package_dirs.get(image) or package_dir_for(image, self.packages_root)
+                job = ImportJob(self._client, str(image), str(package), self.options)
                 job.start()
             except WorkerError as exc:
                 self._finish(None, JobState(status="failed", error_code="worker_died", error=str(exc)), image)
