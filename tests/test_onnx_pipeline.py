@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -92,3 +95,54 @@ def test_a_corrupt_onnx_model_stops_the_cli_with_a_clear_message(photo, tmp_path
     assert f"cannot load ONNX depth model {corrupt}: not a usable ONNX model" in err
     assert "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+_watched: list[str] = []
+_writes: list[tuple[str, str]] = []
+
+
+def _note_writes(event: str, args: tuple) -> None:
+    """An audit hook (it cannot be removed, so it only records while ``_watched`` names a folder)."""
+    if not _watched:
+        return
+    if event == "open":
+        path, mode = args[0], args[1]
+        writing = isinstance(mode, str) and any(flag in mode for flag in "wax+")
+        writing |= isinstance(args[2], int) and bool(args[2] & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
+    elif event in ("os.mkdir", "os.rename", "os.replace", "os.remove", "os.rmdir", "os.chmod", "os.truncate"):
+        path, writing = args[0], True
+    else:
+        return
+    if writing and isinstance(path, str | os.PathLike) and os.path.abspath(path).startswith(_watched[0]):
+        _writes.append((event, str(path)))
+
+
+sys.addaudithook(_note_writes)
+
+
+def test_a_shared_models_folder_is_only_read(exported, photo, tmp_path):
+    """A farm shares one read-only models folder: a conversion with every network opens nothing in it for
+    writing, creates, renames or removes nothing there (TensorRT's engines go to the user's cache folder)."""
+    folder = os.path.commonpath([str(exported.depth_onnx), str(exported.sam_onnx), str(exported.lama_onnx)])
+    options = PipelineOptions.from_dict(
+        {
+            "runtime": {"device": "cpu", "models_dir": folder},
+            "depth": {"model": str(exported.depth_onnx / "model.onnx"), "input_size": 56},
+            "segment": {"model": str(exported.sam_onnx), "points_per_side": 4, "pred_iou_threshold": 0.0,
+                        "stability_threshold": 0.0},
+            "inpaint": {"method": "lama", "lama_model": str(exported.lama_onnx)},
+        }
+    )  # fmt: skip
+    _writes.clear()
+    _watched[:] = [folder]
+    try:
+        with open(os.path.join(folder, "probe.txt"), "w") as probe:  # first: the hook sees a write there
+            probe.write("x")
+        probe_path = os.path.join(folder, "probe.txt")
+        assert _writes == [("open", probe_path)], "the hook does not see writes"
+        os.remove(probe_path)
+        _writes.clear()
+        convert_image(photo, tmp_path / "pkg", options, cache=ModelCache())
+    finally:
+        _watched.clear()
+    assert _writes == []
