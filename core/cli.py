@@ -17,6 +17,7 @@ from typing import Any
 from . import __version__
 from .errors import EXIT_CODES, EXIT_OUT_OF_MEMORY, InputError, Photo3DError, SignalReceived
 from .export.cli import add_export_parser, run_export
+from .farm.batch import add_batch_parser, run_batch
 from .models.manager_cli import add_models_parser, run_models
 from .options import LIMITS, PipelineOptions, default_of, describe
 from .package import Manifest
@@ -53,8 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"photo3d {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    convert = commands.add_parser("convert", help="convert a photo into a layer package")
-    convert.add_argument("image", help="photo: JPEG, PNG, TIFF, WebP, EXR, BMP")
+    convert = commands.add_parser("convert", help="convert a photo (or footage) into a layer package")
+    convert.add_argument(
+        "image",
+        help="photo: JPEG, PNG, TIFF, WebP, EXR, BMP; or footage: a video file (MP4, MOV, MKV, ...) or the folder "
+        "of a numbered image sequence, converted into a layered video package",
+    )
     convert.add_argument("-o", "--output", required=True, help="package folder to write (replaced if a package)")
     convert.add_argument("--config", help="JSON file of options (same sections as the manifest's 'options')")
     convert.add_argument(
@@ -133,12 +138,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     convert.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     convert.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    footage = convert.add_argument_group(
+        "footage", "for a video or an image sequence (--depth: a folder, a file a frame)"
+    )
+    footage.add_argument("--start", type=int, default=0, help="first frame converted, from 0 (default 0)")
+    footage.add_argument("--end", type=int, help="last frame converted (default: the footage's last)")
+    footage.add_argument("--stride", type=int, default=1, help="every Nth frame (default 1)")
 
     validate = commands.add_parser("validate", help="check a layer package and print its summary")
     validate.add_argument("package")
     validate.add_argument("--json", action="store_true")
 
     add_export_parser(commands)
+    add_batch_parser(commands)
     commands.add_parser("worker", help="serve JSON-lines requests on stdin (used by the Blender add-on)")
     models = add_models_parser(commands, f"folder of model weights (default ${MODELS_DIR_ENV})")
     from .models.onnx_export import add_export_onnx_parser  # light: torch and onnx load only when it runs
@@ -293,6 +305,10 @@ def summary_text(manifest: Manifest, package: str) -> str:
 
 
 def _convert(args: argparse.Namespace) -> int:
+    from .video.convert import is_video_input
+
+    if is_video_input(args.image):
+        return _convert_video(args)
     from .pipeline import convert_image  # heavy imports only when converting
 
     options = options_from_args(args)
@@ -302,6 +318,27 @@ def _convert(args: argparse.Namespace) -> int:
         print(json.dumps({"package": str(result.package_path), "manifest": result.manifest.to_dict()}, indent=2))
     else:
         print(summary_text(result.manifest, str(result.package_path)))
+    return 0
+
+
+def _convert_video(args: argparse.Namespace) -> int:
+    from .video.convert import VideoOptions, convert_video
+    from .video.package import read_video_package
+
+    options = options_from_args(args)
+    video = VideoOptions(start=args.start, end=args.end, stride=args.stride)
+    bar = ProgressBar(enabled=not args.quiet)
+    path = convert_video(args.image, args.output, options, video, Progress(callback=bar))
+    package = read_video_package(path, check_textures=False)
+    manifest = package.manifest.to_dict()
+    if args.json:
+        print(json.dumps({"package": str(path), "manifest": manifest}, indent=2))
+    else:
+        print(f"Photo3D video package: {_shown(str(path))}")
+        print(f"  footage {_shown(manifest['source']['path'])}  ({manifest['source']['frame_count']} frames)")
+        for shot in manifest["shots"]:
+            print(f"  shot {shot['index']}: frames {shot['first']}-{shot['last']}, {len(shot['layers'])} layers")
+        print(f"  total   {sum(manifest['timings'].values()):.2f} s")
     return 0
 
 
@@ -355,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
                 return run_models(args, args.models_dir or os.environ.get(MODELS_DIR_ENV))
             if args.command == "export":
                 return run_export(args, Progress(callback=ExportLines(enabled=not args.quiet)))
+            if args.command == "batch":
+                return run_batch(args)
             return _convert(args) if args.command == "convert" else _validate(args)
     except Photo3DError as exc:
         print(f"photo3d: error: {exc}", file=sys.stderr)

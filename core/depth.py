@@ -124,6 +124,22 @@ def estimate_depth(
     The model is resolved through the models folder / Hugging Face cache and kept warm in ``cache`` (the
     process-wide cache when None). Relative models give disparity, converted with ``disparity_to_depth``.
     """
+    raw, metric, source = predict_depth_values(rgb, options, runtime, progress, cache)
+    if metric:
+        return DepthResult(depth=raw, kind="metric", source=source, units="metres")
+    depth = disparity_to_depth(raw, options.near, options.far)
+    return DepthResult(depth=depth, kind="relative", source=source, units="relative")
+
+
+def predict_depth_values(
+    rgb: np.ndarray,
+    options: DepthOptions,
+    runtime: RuntimeOptions,
+    progress: Progress | None = None,
+    cache: ModelCache | None = None,
+) -> tuple[np.ndarray, bool, str]:
+    """The depth network's own answer at the photo's size, ``(values, metric, source)``: metric depth in metres
+    (finite, positive), or relative disparity not yet mapped to depth (a video maps a whole shot one way)."""
     image = np.asarray(rgb)
     if image.ndim != 3 or image.shape[2] < 3 or image.shape[0] < 1 or image.shape[1] < 1:
         raise InputError(f"depth estimation needs an (h, w, 3) image, got shape {image.shape}")
@@ -150,10 +166,37 @@ def estimate_depth(
 
     if net.metric:
         depth = np.nan_to_num(raw, nan=_MIN_METRIC_DEPTH, posinf=float(np.nanmax(raw[np.isfinite(raw)])))
-        depth = np.maximum(depth, _MIN_METRIC_DEPTH).astype(np.float32)
-        return DepthResult(depth=depth, kind="metric", source=source, units="metres")
-    depth = disparity_to_depth(raw, options.near, options.far)
-    return DepthResult(depth=depth, kind="relative", source=source, units="relative")
+        return np.maximum(depth, _MIN_METRIC_DEPTH).astype(np.float32), True, source
+    return raw, False, source
+
+
+def relative_range(disparity: np.ndarray) -> tuple[float, float]:
+    """The robust span of relative disparity (its 2nd and 98th percentiles, or the full range when they meet),
+    as ``disparity_to_depth`` measures it: a video measures it once per shot."""
+    values = np.asarray(disparity, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return 0.0, 1.0
+    low, high = np.percentile(values, [2.0, 98.0])
+    if high <= low:
+        low, high = float(values.min()), float(values.max())
+    return float(low), float(max(high, low + 1e-12))
+
+
+def map_relative(disparity: np.ndarray, span: tuple[float, float], near: float, far: float) -> np.ndarray:
+    """Relative disparity to depth with a span fixed beforehand (``relative_range`` of a shot's first frame):
+    the same policy as ``disparity_to_depth`` (soft tails, linear in inverse depth between ``near`` and
+    ``far``), but the same mapping for every frame of a shot, so depth does not breathe with the content;
+    the tails' full reach maps onto the planes."""
+    if not (0 < near < far):
+        raise InputError(f"depth near ({near}) must be positive and below far ({far})")
+    low, high = span
+    disp = np.nan_to_num(np.asarray(disparity, dtype=np.float64), nan=low, posinf=high, neginf=low)
+    soft = _soft_tails((disp - low) / (high - low), RELATIVE_TAIL)
+    normalised = (soft + RELATIVE_TAIL) / (1.0 + 2.0 * RELATIVE_TAIL)
+    inv_near, inv_far = 1.0 / near, 1.0 / far
+    depth = 1.0 / (normalised * (inv_near - inv_far) + inv_far)
+    return np.clip(depth, near, far).astype(np.float32)
 
 
 # --- depth or disparity from a file ----------------------------------------------------------------
@@ -375,6 +418,22 @@ def load_depth_file(
     from the nearest known pixel. Disparity has no absolute calibration here, so it goes through
     ``disparity_to_depth`` (relative); depth is taken as metres (metric).
     """
+    values, notes = read_depth_values(path, size, options, max_pixels)
+    if options.depth_kind == "disparity":
+        depth = disparity_to_depth(values, options.near, options.far)
+        return DepthResult(depth=depth, kind="relative", source=path, units="relative", notes=notes)
+    if options.depth_kind != "depth":
+        raise InputError(f"depth.depth_kind must be depth or disparity, not {options.depth_kind!r}")
+    depth = np.ascontiguousarray(values, dtype=np.float32)
+    return DepthResult(depth=depth, kind="metric", source=path, units="metres", notes=notes)
+
+
+def read_depth_values(
+    path: str, size: tuple[int, int], options: DepthOptions, max_pixels: int | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """A depth or disparity file's values at ``size`` = (h, w), divided by ``options.depth_scale``, unknown
+    values filled, as ``load_depth_file`` reads them, before any mapping to depth; and notes on what was
+    filled."""
     if not path:
         raise InputError("no depth map path given")
     path = os.path.expanduser(path)
@@ -439,10 +498,4 @@ def load_depth_file(
         interpolation = cv2.INTER_NEAREST if shrinking else cv2.INTER_LINEAR
         values = cv2.resize(values, (width, height), interpolation=interpolation)
 
-    if options.depth_kind == "disparity":
-        depth = disparity_to_depth(values, options.near, options.far)
-        return DepthResult(depth=depth, kind="relative", source=path, units="relative", notes=notes)
-    if options.depth_kind != "depth":
-        raise InputError(f"depth.depth_kind must be depth or disparity, not {options.depth_kind!r}")
-    depth = np.ascontiguousarray(values, dtype=np.float32)
-    return DepthResult(depth=depth, kind="metric", source=path, units="metres", notes=notes)
+    return values, notes

@@ -130,7 +130,7 @@ def read_video(path: str | Path, start: int = 0, end: int | None = None, stride:
             raise InputError(f"{path}: the video has {index + 1} frames; the range starts at frame {start}")
 
 
-def sequence_files(folder_or_first: str | Path) -> list[Path]:
+def sequence_files(folder_or_first: str | Path, suffixes: tuple[str, ...] = SEQUENCE_SUFFIXES) -> list[Path]:
     """The frames of a numbered image sequence, in order: a folder of images, or one of its files. The numbers
     must run without gaps (a missing frame would shift every later one)."""
     path = Path(folder_or_first)
@@ -140,7 +140,7 @@ def sequence_files(folder_or_first: str | Path) -> list[Path]:
     numbered: dict[str, list[tuple[int, Path]]] = {}
     for entry in folder.iterdir():
         match = re.fullmatch(r"(.*?)(\d+)", entry.stem)
-        if entry.is_file() and entry.suffix.lower() in SEQUENCE_SUFFIXES and match:
+        if entry.is_file() and entry.suffix.lower() in suffixes and match:
             numbered.setdefault(match.group(1) + entry.suffix.lower(), []).append((int(match.group(2)), entry))
     if path.is_file():
         match = re.fullmatch(r"(.*?)(\d+)", path.stem)

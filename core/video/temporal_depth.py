@@ -255,6 +255,10 @@ class TemporalDepthFilter:
         self.last_consistent_fraction: float = 1.0
         self.last_trusted_fraction: float = 1.0
         self.last_fit_fallback: bool = False
+        # The flow from the current frame to the previous one (on the current grid) and where the forward-backward
+        # check passed: what mask propagation and fill reuse warp with. None on a shot's first frame.
+        self.last_flow_to_prev: np.ndarray | None = None
+        self.last_consistent: np.ndarray | None = None
 
     def update(self, gray: np.ndarray, disparity: np.ndarray) -> np.ndarray:
         """Filter the next frame: ``gray`` (h, w) uint8 or float 0..1, ``disparity`` its raw relative disparity
@@ -270,6 +274,7 @@ class TemporalDepthFilter:
             # A non-finite pixel would enter the history and spread with every warp.
             raise ValueError("disparity must be finite everywhere")
         if self._prev_gray is None or self._prev_out is None:
+            self.last_flow_to_prev, self.last_consistent = None, None
             self.last_trusted_fraction = 1.0
             self._noise_ratio = 1.0
             return self._keep(gray8, raw.copy(), (1.0, 0.0), 1.0, False)
@@ -281,6 +286,7 @@ class TemporalDepthFilter:
         trusted = consistent(flow_to_prev, flow_to_cur, self.tolerance_px)
         warped = warp(self._prev_out, flow_to_prev)
         fraction = float(trusted.mean())
+        self.last_flow_to_prev, self.last_consistent = flow_to_prev, trusted.copy()
 
         if _enough_pixels(int(trusted.sum()), trusted.size):
             s, t = self._fit(raw, warped, trusted)
