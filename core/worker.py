@@ -291,7 +291,10 @@ class Worker:
             token = self.tokens[job_id]
 
         def report(stage: str, fraction: float, message: str) -> None:
-            overall = _STAGE_START.get(stage, 0.0) + _STAGE_WEIGHTS.get(stage, 0.0) * fraction
+            if stage == "video":  # footage: one stage over every frame
+                overall = fraction
+            else:
+                overall = _STAGE_START.get(stage, 0.0) + _STAGE_WEIGHTS.get(stage, 0.0) * fraction
             self.emit(
                 "progress",
                 id=job_id,
@@ -303,9 +306,12 @@ class Worker:
 
         try:
             from .pipeline import convert_image  # imported here: a broken install fails the job, not the worker
+            from .video.convert import is_video_input
 
             token.check()
             options = PipelineOptions.from_dict(request.get("options") or {})
+            if is_video_input(request["image"]):
+                return "done", self._convert_video(request, options, Progress(report, token))
             result = convert_image(request["image"], request["output"], options, Progress(report, token), self.cache)
             layers = len(result.manifest.layers)
             done = {"package": str(result.package_path), "timings": result.timings, "layers": layers}
@@ -320,6 +326,16 @@ class Worker:
         except BaseException as exc:  # SystemExit from a library too: uncaught, it would end the job thread
             log.error("job %s crashed:\n%s", job_id, traceback.format_exc())
             return "error", {"code": "internal", "message": f"internal error: {type(exc).__name__}: {exc}"}
+
+    def _convert_video(self, request: dict[str, Any], options: PipelineOptions, progress: Progress) -> dict[str, Any]:
+        """Footage into a layered video package (every frame); its ``done`` event."""
+        from .video.convert import convert_video
+        from .video.package import read_video_package
+
+        path = convert_video(request["image"], request["output"], options, None, progress, self.cache)
+        manifest = read_video_package(path, check_textures=False, check_points=False).manifest
+        layers = max(len(shot.layers) for shot in manifest.shots)
+        return {"package": str(path), "timings": dict(manifest.timings), "layers": layers, "kind": "video"}
 
     def _read_requests(self, stdin: _Reader, inbox: queue.Queue[Any]) -> None:
         try:

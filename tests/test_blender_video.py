@@ -77,3 +77,53 @@ def test_a_rendered_frame_is_the_footages_frame(footage, tmp_path):
         other = np.asarray(Image.open(images / f"frame_{frame - 1:04d}.png").convert("RGB"))
         assert psnr(rendered, source) > 28.0, frame
         assert psnr(rendered, source) > psnr(rendered, other) + 3.0, frame
+
+
+def _mp4(images, path) -> None:
+    """The clip's frames as an H.264 MP4 (PyAV), as a camera would hand them over."""
+    import av
+
+    frames = sorted(images.iterdir())
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        stream.options = {"crf": "12"}
+        for frame in frames:
+            picture = av.VideoFrame.from_ndarray(np.asarray(Image.open(frame).convert("RGB")), format="rgb24")
+            for packet in stream.encode(picture):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def test_the_batch_converts_and_renders_footage(tmp_path):
+    """``photo3d CLIP.mp4 --depth FOLDER``: the worker makes a layered video package, the batch renders its
+    frames from the footage's camera, and a record lists the package and the frames."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.blender_support import ROOT
+
+    images, depths = _clip(tmp_path / "in", frames=6, step=3)
+    clip = tmp_path / "clip.mp4"
+    _mp4(images, clip)
+    out = tmp_path / "out"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "photo3d_batch.py"), str(clip), "--out", str(out), "--depth",
+         str(depths), "--no-segmentation", "--output", "PNG", "--no-blend", "--resolution", "PHOTO",
+         "--quality", "FINAL", "--samples", "2"],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+        env=dict(os.environ, PHOTO3D_WORKER_PYTHON=sys.executable),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "footage scene built (6 frames, 1 shots)" in run.stdout, run.stdout
+    frames = sorted((out / "clip_frames").glob("*.png"))
+    assert [f.name for f in frames] == [f"clip_{n:04d}.png" for n in range(1, 7)]
+    for n in (0, 5):
+        rendered = np.asarray(Image.open(frames[n]).convert("RGB"))
+        source = np.asarray(Image.open(images / f"frame_{n:04d}.png").convert("RGB"))
+        assert rendered.shape == source.shape and psnr(rendered, source) > 26.0, n
+    record = json.loads((out / "items" / "clip.json").read_text())
+    assert record["outputs"][0].startswith("packages/clip-") and len(record["outputs"]) == 7

@@ -28,6 +28,7 @@ from core.farm.records import (
     file_sha256,
     item_name,
     job_exit_code,
+    path_sha256,
     progress_line,
     settings_sha256,
     versions,
@@ -152,3 +153,17 @@ def test_a_jobs_exit_code():
     assert job_exit_code([("ok", 0), ("failed", EXIT_RENDER)]) == EXIT_PARTIAL
     # Nothing done: the first failure says it all.
     assert job_exit_code([("failed", EXIT_WORKER), ("failed", EXIT_BAD_INPUT)]) == EXIT_WORKER
+
+
+def test_a_folder_hashes_as_its_files_names_and_bytes(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.npy").write_bytes(b"1")
+    (tmp_path / "d" / "b.npy").write_bytes(b"2")
+    first = path_sha256(tmp_path / "d")
+    assert first == path_sha256(tmp_path / "d") and len(first) == 64
+    (tmp_path / "d" / "b.npy").write_bytes(b"3")
+    assert path_sha256(tmp_path / "d") != first
+    (tmp_path / "d" / "b.npy").write_bytes(b"2")
+    (tmp_path / "d" / "b.npy").rename(tmp_path / "d" / "c.npy")
+    assert path_sha256(tmp_path / "d") != first
+    assert path_sha256(tmp_path / "d" / "a.npy") == file_sha256(tmp_path / "d" / "a.npy")

@@ -212,3 +212,21 @@ def test_shutdown_says_bye(worker):
     worker.send(type="shutdown")
     assert worker.next()["type"] == "bye"
     assert worker.proc.wait(timeout=10) == 0
+
+
+def test_the_worker_converts_footage_into_a_video_package(worker, tmp_path):
+    """A folder of frames (with a folder of depth files) is footage: the worker answers with a video package."""
+    from core.video.package import read_video_package
+    from tests.test_video_convert import _clip
+
+    images, depths = _clip(tmp_path / "in", frames=4)
+    request = _job(tmp_path, "video")
+    request.update(image=str(images), output=str(tmp_path / "out_video"))
+    request["options"]["depth"] = {"depth_file": str(depths)}
+    worker.send(**request)
+    events = worker.until(lambda e: e["type"] in ("done", "error"))
+    done = events[-1]
+    assert done["type"] == "done" and done["kind"] == "video" and done["layers"] == 2, done
+    overall = [e["overall"] for e in events if e["type"] == "progress" and e["stage"] == "video"]
+    assert overall == sorted(overall) and overall[-1] == pytest.approx(1.0)
+    assert len(read_video_package(done["package"]).manifest.frames) == 4

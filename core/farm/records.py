@@ -45,6 +45,19 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def path_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file, or of a folder's files (their relative names and bytes, in name order): a folder of
+    per-frame depth files is one input."""
+    path = Path(path)
+    if not path.is_dir():
+        return file_sha256(path)
+    digest = hashlib.sha256()
+    for child in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(child.relative_to(path).as_posix().encode("utf-8") + b"\0")
+        digest.update(file_sha256(child).encode("ascii"))
+    return digest.hexdigest()
+
+
 def settings_sha256(settings: Mapping[str, Any]) -> str:
     """SHA-256 of the settings as canonical JSON (sorted keys, no spaces): equal settings, equal hash."""
     text = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)

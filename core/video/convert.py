@@ -49,7 +49,7 @@ from ..progress import Progress
 from ..segment import segment_image
 from ..textures import clear_unseen, layer_rgba
 from .package import VideoPackageWriter
-from .reader import SEQUENCE_SUFFIXES, Frame, probe_video, read_sequence, read_video, sequence_files
+from .reader import SEQUENCE_SUFFIXES, VIDEO_SUFFIXES, Frame, probe_video, read_sequence, read_video, sequence_files
 from .shots import cuts_from_distances, frame_signature, shots, signature_distances
 from .temporal_depth import TemporalDepthFilter, warp
 
@@ -57,7 +57,6 @@ DEPTH_SUFFIXES = (".npy", ".pfm", ".png", ".exr", ".tif", ".tiff", ".pgm")
 """What a folder of per-frame depth files may hold (what ``core.depth.load_depth_file`` reads)."""
 SEQUENCE_FPS = 24.0
 """An image sequence's frame rate (it has none of its own)."""
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".mts", ".m2ts")
 
 
 @dataclass

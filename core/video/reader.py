@@ -19,6 +19,8 @@ import numpy as np
 from ..errors import InputError
 
 SEQUENCE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr", ".bmp", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".mts", ".m2ts")
+"""File names taken as footage (anything FFmpeg reads works; these are what a file picker offers)."""
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ from ...core.farm.records import (
     file_sha256,
     item_name,
     job_exit_code,
+    path_sha256,
     progress_line,
     settings_sha256,
     versions,
@@ -60,6 +61,8 @@ from ...core.options import MAX_TEXT_CHARS, format_number
 from ...core.package import read_package
 from ...core.progress import Progress
 from ...core.safe_json import JSONRejected, read_json_file, short_repr
+from ...core.video.manifest import MANIFEST_NAME as VIDEO_MANIFEST_NAME
+from ...core.video.package import read_video_package
 from ..effects.build import apply_effects
 from ..effects.params import EffectError, parse_effects
 from ..export import run as comp_export
@@ -67,6 +70,7 @@ from ..importing.choices import DEFAULTS as IMPORT
 from ..importing.choices import (
     DEPTH_KINDS,
     DEVICES,
+    FOOTAGE_EXTENSIONS,
     INPAINTS,
     MAX_LAYERS,
     MIN_LAYERS,
@@ -93,6 +97,7 @@ from ..render.settings import (
 )
 from ..scene.builder import BuildSettings, build_scene, remove_photo_collection
 from ..scene.photo_scene import SOURCE_KEY, PhotoScene
+from ..scene.video_builder import build_video_scene
 from ..worker.client import launch_for, shared_worker, stop_shared_worker
 from ..worker.environment import find_worker_python, missing_worker_message
 from ..worker.task import run_blocking
@@ -488,6 +493,8 @@ def _depth_for(photo: Path, depth: str | None) -> str:
     if not depth:
         return ""
     depth_path = Path(depth)
+    if depth_path.is_dir() and photo.suffix.lower() in FOOTAGE_EXTENSIONS:
+        return str(depth_path)  # footage takes a folder of per-frame depth files
     if depth_path.is_dir():
         for suffix in (".npy", ".pfm", ".png", ".exr", ".tif", ".tiff", ".pgm"):
             for name in (f"{photo.stem}{suffix}", f"{photo.stem}_depth{suffix}"):
@@ -629,8 +636,9 @@ def _outputs(
     """Build the scene of ``package_dir``, move the camera, add the effects, render and save. Anything that
     stops it half-way (an error, a signal) removes what it had written for this photo."""
     scene = bpy.context.scene
+    footage = (package_dir / VIDEO_MANIFEST_NAME).is_file()
     try:
-        package = read_package(package_dir)
+        package = read_video_package(package_dir) if footage else read_package(package_dir)
     except PackageError as exc:
         if photo is not None:  # the worker wrote it, so this is the worker's failure, not the photo's
             raise PhotoFailed(EXIT_WORKER, f"the worker's package cannot be read: {exc}") from exc
@@ -641,15 +649,29 @@ def _outputs(
         result.outputs.append(str(package_dir))
     if not settings["video"] and not settings["blend"] and settings["export"] is None:
         return  # convert only (a farm's convert task): the package is the output
+    if footage and settings["export"] is not None:
+        raise PhotoFailed(EXIT_EXPORT, "comp exports are made from photos; footage has none yet")
     _clear_scene(scene)
-    imported = build_scene(package, scene, BuildSettings(photo=str(photo) if photo is not None else None))
-    scene.frame_start, scene.frame_end = 1, shot_frames(settings)
-    _say(f"{name}: scene built")
-    _animate(imported, settings, name)
     chunk = frame_chunk(settings)
+    imported = None
+    if footage:
+        build_video_scene(package, scene)
+        frames = scene.frame_end - scene.frame_start + 1
+        # Footage plays from its own camera: the camera path and effects settings are a photo's.
+        _say(f"{name}: footage scene built ({frames} frames, {len(package.manifest.shots)} shots)")
+        if chunk is not None:
+            if chunk[1] > scene.frame_end:
+                raise PhotoFailed(EXIT_BAD_INPUT, f"frames {chunk[0]}-{chunk[1]}: the footage has {frames} frames")
+            scene.frame_start, scene.frame_end = chunk
+    else:
+        imported = build_scene(package, scene, BuildSettings(photo=str(photo) if photo is not None else None))
+        scene.frame_start, scene.frame_end = 1, shot_frames(settings)
+        _say(f"{name}: scene built")
+        _animate(imported, settings, name)
+        if chunk is not None:
+            scene.frame_start, scene.frame_end = chunk  # the camera path and effects stay the whole shot's
     if chunk is not None:
-        scene.frame_start, scene.frame_end = chunk  # the camera path and effects stay the whole shot's
-        _say(f"{name}: frames {chunk[0]}-{chunk[1]} of {shot_frames(settings)}")
+        _say(f"{name}: frames {chunk[0]}-{chunk[1]}")
     if chunk is None:
         written = [out_dir / f"{stem}.mp4", out_dir / f"{stem}_frames", out_dir / f"{stem}.blend"]
     else:  # other chunks of the shot may be rendering into the same folder: only this chunk's frames are ours
@@ -896,19 +918,22 @@ def _input_sha256(kind: str, item: Path, settings: dict[str, Any]) -> str:
     holds its photo's hash and names every file in it)."""
     if kind == "package":
         try:
-            return file_sha256(item / "manifest.json")
+            footage = (item / VIDEO_MANIFEST_NAME).is_file()
+            return file_sha256(item / (VIDEO_MANIFEST_NAME if footage else "manifest.json"))
         except OSError:
             return ""  # not a package: reading it says why, with the invalid package's exit code
     hashes = [file_sha256(item)]
     if settings["depth"]:
-        hashes.append(file_sha256(_depth_for(item, settings["depth"])))
+        hashes.append(path_sha256(_depth_for(item, settings["depth"])))
     return "+".join(hashes)
 
 
 def _package_stem(package_dir: Path) -> str:
     """The stem of the photo a package was made from (its outputs are named after it), else the folder's name."""
     try:
-        data = read_json_file(str(package_dir / "manifest.json"), MAX_SETTINGS_BYTES)
+        footage = (package_dir / VIDEO_MANIFEST_NAME).is_file()
+        manifest = package_dir / (VIDEO_MANIFEST_NAME if footage else "manifest.json")
+        data = read_json_file(str(manifest), 64 * MAX_SETTINGS_BYTES)
         stem = Path(str(data["source"]["path"])).stem
     except (OSError, JSONRejected, KeyError, TypeError):
         return package_dir.name

@@ -14,6 +14,7 @@ from typing import Any
 
 from ...core.models.catalog import CatalogModel, active_catalog
 from ...core.options import LIMITS, PipelineOptions
+from ...core.video.reader import VIDEO_SUFFIXES
 
 # Quality presets: working resolution, triangle budget per layer mesh, MPI planes.
 QUALITY_PRESETS = {
@@ -22,6 +23,8 @@ QUALITY_PRESETS = {
     "HIGH": {"work_size": 1536, "max_triangles": 30000, "mpi_planes": 48},
 }
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".exr", ".bmp")
+FOOTAGE_EXTENSIONS = VIDEO_SUFFIXES
+"""Footage the import takes as well: it becomes a layered video package."""
 
 _CORE = PipelineOptions()
 REPRESENTATIONS = tuple(c.upper() for c in LIMITS["geometry.representation"].choices)
@@ -108,8 +111,11 @@ def check_image_path(path: str) -> Path:
     image = Path(path)
     if not image.is_file():
         raise ChoiceError(f"the image {image} does not exist")
-    if image.suffix.lower() not in IMAGE_EXTENSIONS:
-        raise ChoiceError(f"{image.name} is not a supported image ({', '.join(IMAGE_EXTENSIONS)})")
+    if image.suffix.lower() not in IMAGE_EXTENSIONS + FOOTAGE_EXTENSIONS:
+        raise ChoiceError(
+            f"{image.name} is not a supported image ({', '.join(IMAGE_EXTENSIONS)}) or video "
+            f"({', '.join(FOOTAGE_EXTENSIONS)})"
+        )
     return image
 
 
@@ -151,7 +157,8 @@ def pipeline_options(choices: ImportChoices) -> dict[str, Any]:
     }
     if choices.depth_source == "FILE":
         depth_file = Path(choices.depth_file) if choices.depth_file else None
-        if depth_file is None or not depth_file.is_file():
+        # Footage takes a folder of per-frame depth files; a photo one file.
+        if depth_file is None or not (depth_file.is_file() or depth_file.is_dir()):
             raise ChoiceError(f"the depth file {choices.depth_file or '(none chosen)'} does not exist")
         # NaN passes "<= 0" and infinity divides every depth to zero: both must be refused here.
         if not _finite(choices.depth_scale) or choices.depth_scale <= 0:

@@ -12,7 +12,9 @@ from pathlib import Path
 import bpy
 
 from ...core.package import read_package
+from ...core.video.package import read_video_package
 from ..scene.builder import BuildSettings, build_scene
+from ..scene.video_builder import build_video_scene
 from ..ui.preferences import addon_id, get_preferences, resolve_worker, resolved_models_dir
 from ..ui.task_operator import TaskOperator
 from ..worker.client import WorkerError, shared_worker
@@ -22,6 +24,7 @@ from .choices import (
     DEFAULTS,
     DEPTH_KIND_ITEMS,
     DEPTH_SOURCE_ITEMS,
+    FOOTAGE_EXTENSIONS,
     IMAGE_EXTENSIONS,
     INPAINT_ITEMS,
     MAX_LAYERS,
@@ -60,7 +63,9 @@ class PHOTO3D_OT_import_image(TaskOperator, bpy.types.Operator):
     filepath: bpy.props.StringProperty(subtype="FILE_PATH", options={"SKIP_SAVE"})
     directory: bpy.props.StringProperty(subtype="DIR_PATH", options={"SKIP_SAVE", "HIDDEN"})
     files: bpy.props.CollectionProperty(type=bpy.types.OperatorFileListElement, options={"SKIP_SAVE", "HIDDEN"})
-    filter_glob: bpy.props.StringProperty(default=";".join(f"*{ext}" for ext in IMAGE_EXTENSIONS), options={"HIDDEN"})
+    filter_glob: bpy.props.StringProperty(
+        default=";".join(f"*{ext}" for ext in IMAGE_EXTENSIONS + FOOTAGE_EXTENSIONS), options={"HIDDEN"}
+    )
     filter_image: bpy.props.BoolProperty(default=True, options={"HIDDEN"})
 
     representation: bpy.props.EnumProperty(
@@ -171,6 +176,9 @@ class PHOTO3D_OT_import_image(TaskOperator, bpy.types.Operator):
         if not outcome.ok:
             self.report({"ERROR"}, f"Photo3D: {outcome.image.name}: {outcome.state.describe_error()}")
             return
+        if outcome.state.kind == "video":
+            self._take_footage(outcome)
+            return
         try:
             package = read_package(outcome.package)
             # The scene of the moment the photo finishes (a modal operator's own context does not last).
@@ -182,6 +190,18 @@ class PHOTO3D_OT_import_image(TaskOperator, bpy.types.Operator):
         self._built.append(photo.name)
         self.report({"INFO"}, f"Photo3D: {photo.name}: {len(package.layers)} layers in {total:.1f} s")
 
+    def _take_footage(self, outcome: PhotoOutcome) -> None:
+        """Footage is through the worker: build the scene that plays its layered video package."""
+        try:
+            package = read_video_package(outcome.package)
+            collection = build_video_scene(package, bpy.context.scene)
+        except Exception as exc:  # the package or Blender refused: say so
+            self.report({"ERROR"}, f"Photo3D: could not build the scene from {outcome.package}: {exc}")
+            return
+        self._built.append(collection.name)
+        frames, shots = len(package.manifest.frames), len(package.manifest.shots)
+        self.report({"INFO"}, f"Photo3D: {collection.name}: {frames} frames in {shots} shots")
+
 
 class PHOTO3D_FH_image(bpy.types.FileHandler):
     """Drop a photo on the 3D Viewport to turn it into layers."""
@@ -189,7 +209,7 @@ class PHOTO3D_FH_image(bpy.types.FileHandler):
     bl_idname = "PHOTO3D_FH_image"
     bl_label = "Photo3D: Image to 3D Layers"
     bl_import_operator = PHOTO3D_OT_import_image.bl_idname
-    bl_file_extensions = ";".join(IMAGE_EXTENSIONS)
+    bl_file_extensions = ";".join(IMAGE_EXTENSIONS + FOOTAGE_EXTENSIONS)
 
     @classmethod
     def poll_drop(cls, context):

@@ -39,6 +39,8 @@ class JobState:
     message: str = ""
     package: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    kind: str = "photo"
+    """``photo`` (a layer package) or ``video`` (a layered video package)."""
     error_code: str | None = None
     error: str | None = None
 
@@ -101,6 +103,7 @@ class ImportJob:
             self.state.overall = 1.0
             self.state.package = event.get("package")
             self.state.timings = dict(event.get("timings") or {})
+            self.state.kind = "video" if event.get("kind") == "video" else "photo"
         elif kind == "error":
             code = event.get("code")
             self.state.status = "cancelled" if code == "cancelled" else "failed"
