@@ -30,8 +30,18 @@ def _foreign_entries(out: Path) -> list[str]:
         package = read_package(out, check_meshes=False, check_data=False)
     except PackageError as exc:
         return [f"(it is not a Photo3D package: {exc})"]
-    expected = package_files(package)
-    folders = {str(Path(name).parent).replace(os.sep, "/") for name in expected} - {"."}
+    return entries_beyond(out, package_files(package))
+
+
+def entries_beyond(out: Path, expected: set[str]) -> list[str]:
+    """What in folder ``out`` is not one of the ``expected`` files (relative, forward slashes) or a folder on
+    the way to one: the first few, for a message (links to folders count as foreign)."""
+    folders = set()
+    for name in expected:
+        parent = Path(name).parent
+        while str(parent) != ".":
+            folders.add(parent.as_posix())
+            parent = parent.parent
     extra: list[str] = []
     for folder, dirnames, filenames in os.walk(out):
         relative_folder = os.path.relpath(folder, out).replace(os.sep, "/")

@@ -33,7 +33,7 @@ from .. import __version__
 from ..camera import Camera
 from ..errors import OutputError, PackageError
 from ..package.files import check_texture, inside_package, load_mesh_file, save_mesh_file
-from ..package.writer import check_folder_replaceable, open_staging, output_errors, swap_in
+from ..package.writer import check_folder_replaceable, entries_beyond, open_staging, output_errors, swap_in
 from ..safe_json import JSONRejected, read_json_file
 from .manifest import (
     FORMAT_NAME,
@@ -237,25 +237,7 @@ def _foreign_entries(out: Path) -> list[str]:
         package = read_video_package(out, check_textures=False, check_points=False)
     except PackageError as exc:
         return [f"(it is not a Photo3D video package: {exc})"]
-    expected = package_files(package)
-    folders = set()
-    for name in expected:
-        parent = Path(name).parent
-        while str(parent) != ".":
-            folders.add(parent.as_posix())
-            parent = parent.parent
-    extra: list[str] = []
-    for folder, dirnames, filenames in os.walk(out):
-        relative_folder = os.path.relpath(folder, out).replace(os.sep, "/")
-        prefix = "" if relative_folder == "." else relative_folder + "/"
-        for name in dirnames:
-            if prefix + name not in folders or os.path.islink(os.path.join(folder, name)):
-                extra.append(prefix + name + "/")
-        dirnames[:] = [name for name in dirnames if prefix + name in folders]
-        extra.extend(prefix + name for name in filenames if prefix + name not in expected)
-        if len(extra) > 5:
-            break
-    return extra
+    return entries_beyond(out, package_files(package))
 
 
 def check_video_replaceable(out: Path) -> None:
