@@ -1,5 +1,5 @@
-"""Command line: ``python -m core convert IMAGE -o OUT_DIR``, ``validate PACKAGE``, ``export PACKAGE --to DIR``
-and ``worker``."""
+"""Command line: ``python -m core convert IMAGE|VIDEO -o OUT_DIR``, ``validate PACKAGE``, ``export PACKAGE --to
+DIR``, ``batch PHOTO ... --out DIR [--ray]``, ``models`` and ``worker``."""
 
 from __future__ import annotations
 

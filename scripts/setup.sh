@@ -52,8 +52,12 @@ echo "setup: installing requirements/$group.txt (torch pinned by requirements/co
     exit 1
 }
 if [[ "$group" == "dev" ]]; then
-    .venv/bin/python -c "import pytest, bpy, hypothesis, onnx, pxr, OpenEXR, pygltflib" >/dev/null || {
-        echo "setup: pytest, bpy, hypothesis, onnx, usd-core, openexr or pygltflib missing" >&2
+    # Ray for the distributed batch's tests (python -m core batch --ray): an optional extra, never in the
+    # worker or the extension.
+    .venv/bin/python -m pip install --disable-pip-version-check -q \
+        -c requirements/constraints.txt -r requirements/ray.txt 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+    .venv/bin/python -c "import pytest, bpy, hypothesis, onnx, pxr, OpenEXR, pygltflib, ray" >/dev/null || {
+        echo "setup: pytest, bpy, hypothesis, onnx, usd-core, openexr, pygltflib or ray missing" >&2
         exit 1
     }
     # The Khronos glTF validator the export tests run (pinned by scripts/node/package-lock.json).

@@ -167,3 +167,19 @@ def test_a_folder_hashes_as_its_files_names_and_bytes(tmp_path):
     (tmp_path / "d" / "b.npy").rename(tmp_path / "d" / "c.npy")
     assert path_sha256(tmp_path / "d") != first
     assert path_sha256(tmp_path / "d" / "a.npy") == file_sha256(tmp_path / "d" / "a.npy")
+
+
+def test_the_core_batch_offers_the_blender_batchs_render_choices():
+    """``python -m core batch`` checks --resolution and --quality before any work, with lists of its own (the
+    add-on's render settings import bpy): they must be the add-on's."""
+    import ast
+    from pathlib import Path
+
+    from core.farm.batch import QUALITIES, RESOLUTIONS
+
+    source = Path(__file__).resolve().parents[1] / "photo3d_addon" / "render" / "settings.py"
+    found = {}
+    for node in ast.parse(source.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and isinstance(node.value, ast.Dict):
+            found[node.targets[0].id] = [ast.literal_eval(key) for key in node.value.keys]
+    assert list(RESOLUTIONS) == found["RESOLUTIONS"] and list(QUALITIES) == found["QUALITY"]

@@ -206,6 +206,10 @@ class ItemLog:
         self.close()
 
 
+PROGRESS_FORMATS = ("text", "json")
+"""How a batch prints its progress: text lines, or one ``progress_line`` each (``--progress``)."""
+
+
 def progress_line(event: str, item: str, **fields: Any) -> str:
     """One machine-readable progress line: ``photo3d-progress {json}`` with the event, the item, a time and the
     fields (frame counts, stage, share, exit code), on one line whatever the values hold."""

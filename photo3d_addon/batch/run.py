@@ -45,6 +45,7 @@ from ...core.errors import (
 from ...core.export.comp import parse_formats
 from ...core.farm.frames import parse_frame_range
 from ...core.farm.records import (
+    PROGRESS_FORMATS,
     ItemLedger,
     ItemLog,
     ItemRecord,
@@ -272,7 +273,6 @@ class Rule:
     """None is accepted too (it means the default behaviour, e.g. the safe amplitude)."""
 
 
-PROGRESS_FORMATS = ("text", "json")
 MAX_SETTINGS_BYTES = 1_000_000
 """A settings file holds a few dozen keys; anything much bigger is not one."""
 MAX_FRAMES = 14_400
