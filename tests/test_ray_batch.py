@@ -266,3 +266,26 @@ def test_ray_missing_is_a_clear_error_not_a_traceback(photos, tmp_path):
     assert "pip install ray==2.52.1" in run.stderr
     assert "Traceback" not in run.stderr + run.stdout
     assert not out.exists()
+
+
+def test_the_blender_batch_hands_photos_to_ray_with_its_look(photos, tmp_path):
+    """``photo3d PHOTO ... --ray``: the Blender batch gives the job to ``python -m core batch --ray`` with its
+    conversion options and its look (``--path NONE`` here: every frame of a photo is the same picture; with the
+    default camera path they differ), and returns its exit code."""
+    out = tmp_path / "out"
+    stems = STEMS[:2]
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "photo3d_batch.py"), *[str(photos / f"{s}.png") for s in stems],
+         "--out", str(out), "--depth", str(photos / "depth"), "--no-segmentation", "--frames", "3",
+         "--chunk-size", "3", "--quality", "PREVIEW", "--samples", "1", "--resolution", "PHOTO", "--path", "NONE",
+         "--ray"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT, env=_env(PHOTO3D_WORKER_PYTHON=sys.executable),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "handing 2 photos to the distributed batch" in run.stdout
+    for stem in stems:
+        assert _frames(out, stem) == [f"{stem}_{n:04d}.png" for n in (1, 2, 3)]
+        first, _, last = (np.asarray(Image.open(out / stem / f"{stem}_frames" / name)) for name in _frames(out, stem))
+        assert np.array_equal(first, last), stem  # the look's camera path (NONE) reached the render chunks
+    assert json.loads((out / "ray" / "look.json").read_text())["path"] == "NONE"
+    assert _summary(out)["exit_code"] == 0 and not _summary(out)["failed"]

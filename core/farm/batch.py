@@ -92,6 +92,8 @@ MAX_ATTEMPTS = 3
 """Attempts of a conversion whose worker died (a crash, the OOM killer, a killed node) before it fails."""
 RENDER_RETRIES = 2
 """Reruns of a render chunk whose process was killed (a signal, a lost node)."""
+MAX_LOOK_BYTES = 1_000_000
+"""A Blender batch settings file holds a few dozen keys (the Blender batch's own limit)."""
 STOP_GRACE_S = 30.0
 """How long a stopped render subprocess gets to remove its chunk's frames before it is killed."""
 TEST_DELAY_ENV = "PHOTO3D_BATCH_TEST_DELAY"
@@ -130,14 +132,18 @@ class RenderSettings:
     quality: str | None = None
     samples: int | None = None
     blender: str | None = None
+    look: str | None = None
+    """A Blender batch settings file (``--settings``) every chunk renders with: the camera path, effects, frame
+    rate... (the chunk's own flags override it)."""
+    look_sha256: str = ""
 
     def shaping(self, chunk: tuple[int, int]) -> dict[str, Any]:
         """The settings that shape one chunk's frames (hashed into its record)."""
         return {"frames": self.frames, "chunk": list(chunk), "resolution": self.resolution,
-                "quality": self.quality, "samples": self.samples}  # fmt: skip
+                "quality": self.quality, "samples": self.samples, "look": self.look_sha256}  # fmt: skip
 
     def flags(self) -> list[str]:
-        flags: list[str] = []
+        flags: list[str] = ["--settings", self.look] if self.look else []
         for flag, value in (("--resolution", self.resolution), ("--quality", self.quality),
                             ("--samples", self.samples)):  # fmt: skip
             if value is not None:
@@ -190,6 +196,11 @@ def add_batch_parser(commands: Any) -> argparse.ArgumentParser:
     batch.add_argument("--quality", choices=QUALITIES, help="render quality (the Blender batch's default)")
     batch.add_argument("--samples", type=int, help="Eevee samples, overriding the quality's")
     batch.add_argument("--blender", help="render with this Blender binary (with Photo3D installed) instead of bpy")
+    batch.add_argument(
+        "--look",
+        help="a Blender batch settings file (camera path, effects, frame rate...) every render chunk uses; "
+        "the Blender batch's --ray writes it",
+    )
     redo = batch.add_mutually_exclusive_group()
     redo.add_argument("--resume", action="store_true", help="skip items done with the same input and settings")
     redo.add_argument("--force", action="store_true", help="redo every item (the default without --resume)")
@@ -236,7 +247,8 @@ def settings_from_args(args: argparse.Namespace) -> BatchSettings:
     """The batch's settings from its flags, checked before any photo is touched (InputError names the flag)."""
     render = None
     render_flags = {"--frames": args.frames, "--chunk-size": args.chunk_size, "--resolution": args.resolution,
-                    "--quality": args.quality, "--samples": args.samples, "--blender": args.blender}  # fmt: skip
+                    "--quality": args.quality, "--samples": args.samples, "--blender": args.blender,
+                    "--look": args.look}  # fmt: skip
     if args.render:
         frames = DEFAULT_FRAMES if args.frames is None else args.frames
         chunk = DEFAULT_CHUNK if args.chunk_size is None else args.chunk_size
@@ -246,7 +258,19 @@ def settings_from_args(args: argparse.Namespace) -> BatchSettings:
             raise InputError(f"--chunk-size must be in 1..{MAX_FRAMES}, not {chunk}")
         if args.samples is not None and not 1 <= args.samples <= MAX_SAMPLES:
             raise InputError(f"--samples must be in 1..{MAX_SAMPLES}, not {args.samples}")
-        render = RenderSettings(frames, chunk, args.resolution, args.quality, args.samples, args.blender)
+        look, look_sha = None, ""
+        if args.look is not None:
+            look = str(Path(args.look).absolute())
+            try:
+                data = read_json_file(look, MAX_LOOK_BYTES)
+            except (OSError, JSONRejected) as exc:
+                raise InputError(f"--look {args.look}: {exc}") from exc
+            if not isinstance(data, dict):
+                raise InputError(f"--look {args.look} must hold a JSON object of Blender batch settings")
+            look_sha = file_sha256(look)
+        render = RenderSettings(
+            frames, chunk, args.resolution, args.quality, args.samples, args.blender, look, look_sha
+        )
     else:
         given = [flag for flag, value in render_flags.items() if value is not None]
         if given:

@@ -14,6 +14,7 @@ import math
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -99,7 +100,7 @@ from ..render.settings import (
 from ..scene.builder import BuildSettings, build_scene, remove_photo_collection
 from ..scene.photo_scene import SOURCE_KEY, PhotoScene
 from ..scene.video_builder import build_video_scene
-from ..worker.client import launch_for, shared_worker, stop_shared_worker
+from ..worker.client import EXTENSION_ROOT, launch_for, shared_worker, stop_shared_worker
 from ..worker.environment import find_worker_python, missing_worker_message
 from ..worker.task import run_blocking
 
@@ -210,6 +211,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--force", action="store_true", default=None, help="redo every item, even with --resume")
     parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="hand the photos to the distributed batch (python -m core batch --ray, with the worker's Python, "
+        "which needs Ray): conversions on a Ray cluster (a new local one, or ADDRESS), the frames rendered in "
+        "chunks of --chunk-size as PNGs into OUT/<photo>/; put the photos before --ray",
+    )
+    parser.add_argument("--chunk-size", type=int, help="frames per render task with --ray (default 12)")
+    parser.add_argument(
         "--progress",
         choices=PROGRESS_FORMATS,
         help="text lines (default) or one JSON object per line ('photo3d-progress {...}') for a farm to parse",
@@ -255,6 +266,8 @@ DEFAULTS: dict[str, Any] = {
     "resume": False,
     "force": False,
     "progress": "text",
+    "ray": None,
+    "chunk_size": None,
 }
 """The batch's settings when nothing is given: the add-on's defaults (``importing.choices``, ``motion.paths``,
 ``render.settings``), never numbers of its own."""
@@ -319,6 +332,8 @@ SETTING_RULES: dict[str, Rule] = {
     "resume": Rule("bool"),
     "force": Rule("bool"),
     "progress": Rule("choice", choices=PROGRESS_FORMATS),
+    "ray": Rule("text", optional=True),
+    "chunk_size": Rule("int", 1, MAX_FRAMES, optional=True),
 }
 if set(SETTING_RULES) != set(DEFAULTS):  # a setting without a rule would pass unchecked
     raise TypeError(f"batch settings without a rule: {sorted(set(DEFAULTS) ^ set(SETTING_RULES))}")
@@ -880,6 +895,8 @@ def run(argv: list[str]) -> int:
     except OSError as exc:
         _say(f"error: cannot create the output folder {out_dir}: {exc}", "error", exit_code=EXIT_BAD_INPUT)
         return EXIT_BAD_INPUT
+    if settings["ray"] is not None:
+        return _hand_to_ray(settings, found[1], out_dir)
     work = [("photo", Path(p).absolute()) for p in settings["photos"]]
     work += [("package", Path(p).absolute()) for p in settings["packages"]]
     ledger = ItemLedger(out_dir)
@@ -1012,6 +1029,66 @@ def _summarise(results: list[PhotoResult], settings: dict[str, Any], out_dir: Pa
     temporary = out_dir / f".summary.json.{os.getpid()}.tmp"
     temporary.write_text(json.dumps([r.__dict__ for r in results], indent=2), encoding="utf-8")
     os.replace(temporary, out_dir / "summary.json")
+
+
+LOOK_KEYS = ("fps", "motion_blur", "path", "amplitude", "loop", "effects")
+"""The settings of a render's look that the distributed batch's render chunks take from a settings file."""
+
+
+def _hand_to_ray(settings: dict[str, Any], python: Path, out_dir: Path) -> int:
+    """``--ray``: the photos go to ``python -m core batch --ray`` (run with the worker's Python, on the same
+    options this batch would convert with), and every chunk of frames renders with this batch's look; its
+    exit code, or 128 + a signal that stopped it (passed on to it)."""
+    chunk = settings["chunk_size"]
+    refused = [("packages", settings["packages"]), ("frames", frame_chunk(settings)), ("export", settings["export"])]
+    for key, value in refused:
+        if value:
+            _say(f"error: setting {key}: --ray converts photos and renders their frames (PNG) only", "error")
+            return EXIT_BAD_INPUT
+    try:
+        options = pipeline_options(_choices_for(Path(settings["photos"][0]), settings))
+    except (PhotoFailed, ChoiceError) as exc:
+        code = exc.code if isinstance(exc, PhotoFailed) else EXIT_BAD_INPUT
+        _say(f"error: {exc}", "error", exit_code=code)
+        return code
+    options["depth"].pop("depth_file", None)
+    (out_dir / "ray").mkdir(exist_ok=True)
+    config, look = out_dir / "ray" / "options.json", out_dir / "ray" / "look.json"
+    config.write_text(json.dumps(options, indent=2), encoding="utf-8")
+    look.write_text(json.dumps({key: settings[key] for key in LOOK_KEYS}, indent=2), encoding="utf-8")
+    arguments = ["batch", *[str(Path(p).absolute()) for p in settings["photos"]], "--out", str(out_dir),
+                 "--config", str(config), "--render", "--frames", str(shot_frames(settings)), "--look", str(look),
+                 "--resolution", settings["resolution"], "--quality", settings["quality"],
+                 "--progress", settings["progress"]]  # fmt: skip
+    for flag, value in (("--samples", settings["samples"]), ("--chunk-size", chunk), ("--depth", settings["depth"])):
+        if value is not None:
+            arguments += [flag, str(value)]
+    if settings["resume"] and not settings["force"]:
+        arguments.append("--resume")
+    if bpy.app.binary_path and Path(bpy.app.binary_path).name.lower().startswith("blender"):
+        arguments += ["--blender", bpy.app.binary_path]  # a Blender binary renders the chunks, as this batch runs
+    arguments.append(f"--ray={settings['ray']}" if settings["ray"] else "--ray")
+    launch = launch_for(str(python))
+    command = launch.core_command(EXTENSION_ROOT, arguments)
+    env = launch.environment(EXTENSION_ROOT, os.environ, {})
+    # Its outputs are PNG frames per photo (a farm encodes them): no .blend and no video are made.
+    _say(f"handing {len(settings['photos'])} photos to the distributed batch (Ray): PNG frames, no .blend", "start")
+    process = subprocess.Popen(command, cwd=str(EXTENSION_ROOT), env=env)
+    with _stop.installed():
+        while True:
+            try:
+                return process.wait()
+            except SignalReceived as exc:  # stop it the same way; it cancels its items and shuts Ray down
+                process.send_signal(exc.signum)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=60)
+                if process.poll() is None:
+                    process.kill()
+                return exc.exit_code
+            except KeyboardInterrupt:
+                process.send_signal(signal.SIGINT)
+                process.wait()
+                return EXIT_CANCELLED
 
 
 def _worker_python(settings: dict[str, Any]) -> tuple[str, Path] | None:

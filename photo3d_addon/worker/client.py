@@ -72,8 +72,12 @@ class WorkerLaunch:
 
     def command(self, root: Path) -> list[str]:
         """The worker's command line."""
+        return self.core_command(root, ["worker"])
+
+    def core_command(self, root: Path, arguments: list[str]) -> list[str]:
+        """``python -m core ARGUMENTS`` with this worker's Python, as the worker itself is started."""
         if not self.bundled:
-            return [self.python, "-m", "core", "worker"]
+            return [self.python, "-m", "core", *arguments]
         # -u and -X utf8 do what PYTHONUNBUFFERED and PYTHONIOENCODING do for the torch worker: -I ignores both.
         return [
             self.python,
@@ -85,7 +89,7 @@ class WorkerLaunch:
             BUNDLED_BOOTSTRAP,
             str(root),
             os.pathsep.join(self.site_packages),
-            "worker",
+            *arguments,
         ]
 
     def environment(self, root: Path, base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
