@@ -14,7 +14,6 @@ Blender can use it.
 from __future__ import annotations
 
 import contextlib
-import math
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -22,7 +21,18 @@ from typing import Any
 
 from ..camera import Camera
 from ..errors import PackageError
-from ..package.manifest import MAX_LAYERS, MAX_NAME, MAX_SIDE, MAX_TEXT, MIN_SIDE, check_relative_path
+from ..package.manifest import (
+    MAX_LAYERS,
+    MAX_NAME,
+    MAX_SIDE,
+    MAX_TEXT,
+    MIN_SIDE,
+    _get,
+    _int,
+    _number,
+    _object,
+    check_relative_path,
+)
 from ..package.manifest import _camera as _still_camera
 from ..package.manifest import _work_size as _still_work_size
 from ..safe_json import json_kind, short_repr
@@ -202,44 +212,12 @@ def relative_path(value: Any, where: str) -> str:
         return check_relative_path(value, where)
 
 
-def _object(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _fail(where, f"must be an object, not {json_kind(value)}")
-    return value
-
-
 def _list(value: Any, where: str, lo: int, hi: int) -> list[Any]:
     if not isinstance(value, list):
         raise _fail(where, f"must be a list, not {json_kind(value)}")
     if not lo <= len(value) <= hi:
         raise _fail(where, f"must list {lo} to {hi} entries, not {len(value)}")
     return value
-
-
-def _get(obj: dict[str, Any], key: str, where: str) -> Any:
-    if key not in obj:
-        raise _fail(f"{where}.{key}" if where else key, "is missing")
-    return obj[key]
-
-
-def _int(obj: dict[str, Any], key: str, where: str, lo: int, hi: int) -> int:
-    value = _get(obj, key, where)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(f"{where}.{key}", f"must be an integer, not {json_kind(value)} {short_repr(value)}")
-    if not lo <= value <= hi:
-        raise _fail(f"{where}.{key}", f"must be in {lo}..{hi}, got {value}")
-    return value
-
-
-def _number(value: Any, where: str, lo: float, hi: float, lo_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _fail(where, f"must be a number, not {json_kind(value)} {short_repr(value)}")
-    number = float(value)
-    low_ok = number > lo if lo_open else number >= lo
-    if not math.isfinite(number) or not low_ok or number > hi:
-        bracket = "(" if lo_open else "["
-        raise _fail(where, f"must be a finite number in {bracket}{lo:g}, {hi:g}], got {short_repr(value)}")
-    return number
 
 
 def _text(value: Any, where: str) -> str:
@@ -466,6 +444,11 @@ def _warnings(data: Any) -> tuple[str, ...]:
 
 def parse_video_manifest(data: Any) -> VideoManifest:
     """The typed manifest, or ``PackageError`` naming the first field that is missing, mistyped or inconsistent."""
+    with _as_video_json():  # the field checkers are the still manifest's
+        return _parse(data)
+
+
+def _parse(data: Any) -> VideoManifest:
     if not isinstance(data, dict):
         raise PackageError(f"{MANIFEST_NAME} must hold a JSON object, not {json_kind(data)}")
     if data.get("format") != FORMAT_NAME:
