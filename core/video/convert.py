@@ -17,8 +17,10 @@ Per shot (cuts detected first; every temporal state resets at one):
   whose vertices follow the layer's depth, extended smoothly past its edges, frame by frame; the texture's
   alpha draws the layer's outline.
 
-Textures are encoded on a helper thread while the next frame is worked on. Progress is per frame and a cancel
-is honoured between frames; the package is written atomically (``VideoPackageWriter``).
+Two short pipelines keep both cores busy: the next frame is decoded and its depth estimated on a helper thread
+while this one is layered and filled, and textures are encoded on another while the next frame is worked on.
+Progress is per frame and a cancel is honoured between frames; the package is written atomically
+(``VideoPackageWriter``).
 """
 
 from __future__ import annotations
@@ -366,17 +368,17 @@ def convert_video(
         temporal = TemporalDepthFilter(alpha=video.depth_alpha)
         state: _ShotState | None = None
         with progress.stage("video"):
-            for position, frame in enumerate(_frames(source, video)):
+            ahead = _read_ahead(_frames(source, video), size, depth_source)
+            for position, (frame, rgb, raw, read_s) in enumerate(ahead):
                 progress.check()
-                started = time.perf_counter()
-                rgb = _to_work(frame, size)
+                started = time.perf_counter() - read_s
                 gray = _gray(rgb)
                 new_shot = position == 0 or shot_of[position] != shot_of[position - 1]
                 if new_shot:
                     temporal.reset()
                     if state is not None:
                         writer.end_shot(state.index, position - 1)
-                disparity = temporal.update(gray, depth_source.disparity(frame, rgb))
+                disparity = temporal.update(gray, raw)
                 if new_shot or state is None:
                     span = None if depth_source.metric else relative_range(disparity)
                 else:
@@ -456,6 +458,29 @@ def convert_video(
             "created_by": f"photo3d {__version__}",
         }
         return writer.publish(fields)
+
+
+def _read_ahead(
+    frames: Iterator[Frame], size: tuple[int, int], depth: _DepthSource
+) -> Iterator[tuple[Frame, np.ndarray, np.ndarray, float]]:
+    """``(frame, working rgb, raw disparity, seconds it took)`` per frame, the next frame decoded and its depth
+    estimated on a helper thread while the caller works on this one (the decoder and the network release the
+    GIL): a two-stage pipeline over the frames. Leaving early waits for the frame in flight, at most one."""
+
+    def prepare(frame: Frame) -> tuple[Frame, np.ndarray, np.ndarray, float]:
+        started = time.perf_counter()
+        rgb = _to_work(frame, size)
+        return frame, rgb, depth.disparity(frame, rgb), time.perf_counter() - started
+
+    with ThreadPoolExecutor(1, thread_name_prefix="photo3d-video-read") as pool:
+        pending: Future | None = None
+        for frame in frames:
+            upcoming = pool.submit(prepare, frame)
+            if pending is not None:
+                yield pending.result()
+            pending = upcoming
+        if pending is not None:
+            yield pending.result()
 
 
 def _depth_range(fill: LayerFill) -> tuple[float, float]:
