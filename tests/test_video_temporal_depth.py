@@ -374,3 +374,19 @@ def test_warped_error_is_zero_for_a_consistent_sequence(panning):
     assert warped_error(panning.trues[:4], panning.grays[:4]) < 0.01
     shifted = [true + 0.1 * k for k, true in enumerate(panning.trues[:4])]
     assert warped_error(shifted, panning.grays[:4]) == pytest.approx(0.1, abs=0.01)
+
+
+def test_a_flat_wall_with_a_small_object_keeps_its_scale():
+    """Most pixels one flat wall, a small square nearer, 5 % noise a frame: the wall alone says nothing about
+    the scale (its spread is noise), so the fit must not take one from it; the square keeps its disparity."""
+    rng = np.random.default_rng(0)
+    filter_ = TemporalDepthFilter(alpha=0.3)
+    yy, xx = np.mgrid[0:72, 0:96]
+    for f in range(8):
+        gray = (100 + 40 * np.sin(xx / 5.0) + 30 * np.cos(yy / 4.0)).astype(np.float32)
+        square = (yy >= 20) & (yy < 44) & (xx >= 10 + 2 * f) & (xx < 34 + 2 * f)
+        gray[square] = 220
+        depth = np.where(square, 1.5, 6.0) * (1.0 + rng.normal(0.0, 0.05, square.shape))
+        out = filter_.update(np.clip(gray, 0, 255).astype(np.uint8), (1.0 / depth).astype(np.float32))
+        assert abs(np.median(out[square]) - 1 / 1.5) < 0.02, f
+        assert 0.95 < filter_.last_scale_shift[0] < 1.05, f

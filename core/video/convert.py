@@ -227,6 +227,22 @@ def _layer_ranges(disparity: np.ndarray, label_map: np.ndarray, count: int) -> n
     return ranges
 
 
+def _merge_overlapping(label_map: np.ndarray, disparity: np.ndarray, count: int) -> tuple[np.ndarray, int]:
+    """Neighbouring layers (in depth order) whose medians each lie inside the other's range merged: noisy depth
+    can split one surface into layers at the same depth, and over a shot their overlapping ranges would trade
+    its pixels back and forth. Returns the new map (layers renumbered back to front) and the layer count."""
+    ranges = _layer_ranges(disparity, label_map, count)
+    medians = [float(np.median(disparity[label_map == k])) if (label_map == k).any() else np.inf for k in range(count)]
+    group = list(range(count))
+    for k in range(1, count):
+        below, here = ranges[k - 1], ranges[k]
+        if below[0] <= medians[k] <= below[1] and here[0] <= medians[k - 1] <= here[1]:
+            group[k] = group[k - 1]
+    renumber = {g: i for i, g in enumerate(dict.fromkeys(group))}
+    lookup = np.array([renumber[g] for g in group], np.int64)
+    return lookup[label_map], len(renumber)
+
+
 def _propagate(
     state: _ShotState, disparity: np.ndarray, flow_to_prev: np.ndarray, consistent: np.ndarray, hysteresis: float
 ) -> tuple[np.ndarray, float]:
@@ -244,7 +260,10 @@ def _propagate(
     outside = np.maximum(low[None, None, :] - disparity[..., None], disparity[..., None] - high[None, None, :])
     fits = outside <= margin[None, None, :]
     own_fits = np.take_along_axis(fits, carried[..., None], axis=2)[..., 0]
-    closest = np.argmin(np.maximum(outside, 0.0) / width[None, None, :], axis=2)
+    # Nearest layer centre, in units of each layer's width: ranges measured on one noisy frame overlap, and
+    # "inside a range" would tie several layers (and argmin would always pick the farthest of them).
+    centre = 0.5 * (low + high)
+    closest = np.argmin(np.abs(disparity[..., None] - centre[None, None, :]) / width[None, None, :], axis=2)
     # A pixel keeps its carried layer while it fits it (with the margin) and the flow vouches for it; the
     # others (uncovered, occluded, or clearly out of range) go to the layer their disparity fits best.
     label_map = np.where(own_fits & consistent, carried, closest)
@@ -513,6 +532,9 @@ def _segment(
     label_map = np.zeros(depth.shape, np.int64)
     for layer in layers:
         label_map[layer.mask] = layer.index
+    label_map, count = _merge_overlapping(label_map, 1.0 / np.maximum(depth.astype(np.float64), 1e-9), len(layers))
+    if count < len(layers):
+        layers = _layers_from_map(label_map, depth, count)
     shot = writer.begin_shot(position) if writer is not None else -1
     h, w = depth.shape
     grid = _Grid.over(h, w, video.grid_step)

@@ -188,8 +188,13 @@ def fit_scale_shift(
     rng = np.random.default_rng(0)
     i, j = rng.integers(0, x.size, _PAIRS), rng.integers(0, x.size, _PAIRS)
     dx = x[i] - x[j]
-    # Pairs too close in source value give wild slopes; keep the better-separated half.
-    separated = (np.abs(dx) >= np.median(np.abs(dx))) & (np.abs(dx) > 0)
+    # Pairs too close in source value give wild slopes: keep those a quarter of the source's robust span apart.
+    # A share of the pairs would not do: where most pixels are one flat surface (a wall, a floor; a piecewise
+    # flat scene), most pairs differ only by noise, and their slopes' median is noise too, even negative.
+    low, high = np.percentile(x, [2.0, 98.0])
+    separated = np.abs(dx) >= max(0.25 * float(high - low), 1e-12)
+    if separated.sum() < 10:
+        separated = (np.abs(dx) >= np.median(np.abs(dx))) & (np.abs(dx) > 0)
     s = float(np.median((y[i] - y[j])[separated] / dx[separated])) if separated.sum() >= 10 else 1.0
     t = float(np.median(y - s * x))
 
@@ -211,7 +216,29 @@ def fit_scale_shift(
             break
     if not (np.isfinite(s) and np.isfinite(t)):
         return 1.0, 0.0
+    if not _determined(x, y, s, t):
+        # The pixels span too little depth for a scale (one flat surface, its spread only noise): any slope
+        # fits them, and a wrong one would flip or shrink the shot's scale. Keep the scale, match the level.
+        return 1.0, float(np.median(y - x))
     return float(s), float(t)
+
+
+MIN_FIT_CORRELATION = 0.7
+"""Below this correlation between source and target (on the fit's inliers), the scale is noise."""
+
+
+def _determined(x: np.ndarray, y: np.ndarray, s: float, t: float) -> bool:
+    """Whether the line (s, t) is set by the data rather than by their noise: a positive slope and a clear
+    correlation on the inliers (within 3 robust sigmas of it)."""
+    residual = y - (s * x + t)
+    sigma = _MAD_TO_SIGMA * float(np.median(np.abs(residual - np.median(residual))))
+    # An exact majority (sigma 0): its own pixels are the inliers.
+    inliers = np.abs(residual) <= max(3.0 * sigma, 1e-9 * max(1.0, float(np.abs(y).max())))
+    if s <= 0 or inliers.sum() < 10:
+        return False
+    xi, yi = x[inliers] - x[inliers].mean(), y[inliers] - y[inliers].mean()
+    denominator = float(np.sqrt((xi @ xi) * (yi @ yi)))
+    return denominator > 0 and float(xi @ yi) / denominator >= MIN_FIT_CORRELATION
 
 
 def _match_statistics(source: np.ndarray, target: np.ndarray) -> tuple[float, float]:
