@@ -309,6 +309,8 @@ def _convert(args: argparse.Namespace) -> int:
 
     if is_video_input(args.image):
         return _convert_video(args)
+    if args.start or args.end is not None or args.stride != 1:
+        raise InputError(f"--start, --end and --stride pick frames of footage; {args.image} is a photo")
     from .pipeline import convert_image  # heavy imports only when converting
 
     options = options_from_args(args)

@@ -437,6 +437,9 @@ def read_depth_values(
     if not path:
         raise InputError("no depth map path given")
     path = os.path.expanduser(path)
+    if os.path.isdir(path):
+        raise InputError(f"depth map {path} is a folder: a photo takes one depth file (a folder, a file a frame, "
+                         "is for footage)")  # fmt: skip
     if not os.path.isfile(path):
         raise InputError(f"depth map {path} not found")
     file_size = os.path.getsize(path)

@@ -305,3 +305,12 @@ def test_the_nearest_and_farthest_content_keep_their_shape_and_outliers_cannot_s
     inverse = 1.0 / disparity_to_depth(wild, 1.0, 10.0).astype(np.float64)
     span = inverse.max() - inverse.min()
     assert (inverse[-1] - inverse[-2]) / span < 0.1
+
+
+def test_a_folder_given_as_a_photos_depth_map_is_named_as_such(tmp_path):
+    from core.depth import load_depth_file
+    from core.errors import InputError
+    from core.options import DepthOptions
+
+    with pytest.raises(InputError, match="is a folder: a photo takes one depth file"):
+        load_depth_file(str(tmp_path), (4, 4), DepthOptions())

@@ -147,7 +147,20 @@ def test_bad_footage_is_an_input_error(tmp_path):
         convert_video(images, tmp_path / "pkg", _options(images / "frame_0000.png"))
     with pytest.raises(InputError, match="stride"):
         VideoOptions(stride=0).validate()
+    few = tmp_path / "few"
+    few.mkdir()
+    (depths / "depth_0000.npy").rename(few / "depth_0000.npy")  # one depth file for two frames
+    with pytest.raises(InputError, match="one depth file per frame"):
+        convert_video(images, tmp_path / "pkg", _options(few))
+    assert not (tmp_path / "pkg").exists() and not list(tmp_path.glob(".pkg*"))  # refused before any work
     assert is_video_input(images) and is_video_input(Path("a.MP4")) and not is_video_input(Path("a.jpg"))
+
+
+def test_frame_flags_on_a_photo_are_refused(tmp_path, capsys):
+    images, depths = _clip(tmp_path / "in", frames=1)
+    code = main(["convert", str(images / "frame_0000.png"), "-o", str(tmp_path / "pkg"), "--stride", "2"])
+    assert code == 2 and "pick frames of footage" in capsys.readouterr().err
+    assert not (tmp_path / "pkg").exists()
 
 
 def test_the_cli_converts_footage(tmp_path, capsys):

@@ -26,6 +26,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import EXIT_OK, EXIT_PARTIAL, failure_class
+from ..models.download import sha256_of as file_sha256
 from ..package.staging import default_dir_mode
 from ..safe_json import JSONRejected, read_json_file
 
@@ -34,15 +35,6 @@ RECORD_VERSION = 1
 ITEMS_FOLDER = "items"
 MAX_RECORD_BYTES = 1_000_000
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@-]+")
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def path_sha256(path: str | os.PathLike) -> str:

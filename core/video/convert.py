@@ -26,7 +26,6 @@ Progress is per frame and a cancel is honoured between frames; the package is wr
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import time
 from collections.abc import Iterator
@@ -41,6 +40,7 @@ from .. import __version__
 from ..camera import Camera, camera_from_focal, camera_from_fov
 from ..depth import map_relative, predict_depth_values, read_depth_values, relative_range
 from ..errors import InputError
+from ..farm.records import path_sha256
 from ..harmonic import harmonic_extend
 from ..harmonize import harmonize_depth
 from ..inpaint import BEHIND_MARGIN, LayerFill, layer_holes
@@ -370,6 +370,12 @@ def convert_video(
             signatures.append(frame_signature(frame.rgb))
         if count == 0:
             raise InputError(f"{source}: no frames in the range asked for")
+        if depth_source.files and frame.index >= len(depth_source.files):
+            # Found before any work: a depth file a frame, in name order.
+            raise InputError(
+                f"depth folder {depth_source.source} has {len(depth_source.files)} files, but the frames asked "
+                f"for run to footage frame {frame.index}: it needs one depth file per frame"
+            )
         fps = info.fps if info is not None else SEQUENCE_FPS
         size = _work_size(height, width, options.load.work_size)
         cuts = cuts_from_distances(signature_distances(signatures))
@@ -455,7 +461,7 @@ def convert_video(
         fields = {
             "source": {
                 "path": str(source.absolute()),
-                "sha256": _sha256(source),
+                "sha256": path_sha256(source),
                 "width": int(width),
                 "height": int(height),
                 "fps": float(fps),
@@ -559,16 +565,3 @@ def _drain(pending: list[Future], limit: int) -> list[Future]:
     while len(pending) > limit:
         pending.pop(0).result()
     return pending
-
-
-def _sha256(source: Path) -> str:
-    """The footage's SHA-256 (a sequence: of its files' names and bytes, in order)."""
-    digest = hashlib.sha256()
-    files = sequence_files(source) if source.is_dir() else [source]
-    for path in files:
-        if source.is_dir():
-            digest.update(path.name.encode("utf-8"))
-        with open(path, "rb") as handle:
-            while block := handle.read(1 << 20):
-                digest.update(block)
-    return digest.hexdigest()

@@ -1073,7 +1073,11 @@ def _hand_to_ray(settings: dict[str, Any], python: Path, out_dir: Path) -> int:
     env = launch.environment(EXTENSION_ROOT, os.environ, {})
     # Its outputs are PNG frames per photo (a farm encodes them): no .blend and no video are made.
     _say(f"handing {len(settings['photos'])} photos to the distributed batch (Ray): PNG frames, no .blend", "start")
-    process = subprocess.Popen(command, cwd=str(EXTENSION_ROOT), env=env)
+    try:
+        process = subprocess.Popen(command, cwd=str(EXTENSION_ROOT), env=env)
+    except OSError as exc:
+        _say(f"error: cannot start the distributed batch with {python}: {exc}", "error", exit_code=EXIT_WORKER)
+        return EXIT_WORKER
     with _stop.installed():
         while True:
             try:
